@@ -1,0 +1,12 @@
+import { defineProject } from "vitest/config";
+
+export default defineProject({
+  ssr: { resolve: { conditions: ["@imagemode/source", "module", "node", "development|production"] } },
+  test: {
+    name: "example-blueprint",
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    environment: "node",
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+  },
+});

@@ -1,0 +1,2 @@
+process.stderr.write("imagemode-build: not implemented yet\n");
+process.exitCode = 2;
