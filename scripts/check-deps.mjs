@@ -29,7 +29,8 @@ function walk(dir, out = []) {
 }
 
 // Value imports only: `import type` / `export type` cannot form a runtime cycle.
-const IMPORT_RE = /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^'"]*?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
+const IMPORT_RE =
+  /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^'"]*?\s+from\s+)?["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 function importsOf(file) {
   const src = fs.readFileSync(file, "utf8");
   const out = [];
@@ -40,15 +41,22 @@ function importsOf(file) {
   return out;
 }
 
-const pkgs = fs.existsSync(path.join(root, "packages")) ? fs.readdirSync(path.join(root, "packages")) : [];
+const pkgs = fs.existsSync(path.join(root, "packages"))
+  ? fs.readdirSync(path.join(root, "packages"))
+  : [];
 const pkgGraph = new Map();
 for (const pkg of pkgs) {
   const srcDir = path.join(root, "packages", pkg, "src");
   const files = walk(srcDir).filter((f) => !/\.test\.ts$/.test(f));
   const allowed = ALLOWED[pkg];
-  if (!allowed) problems.push(`packages/${pkg}: not in the dependency rules of scripts/check-deps.mjs`);
+  if (!allowed)
+    problems.push(`packages/${pkg}: not in the dependency rules of scripts/check-deps.mjs`);
   const pj = JSON.parse(fs.readFileSync(path.join(root, "packages", pkg, "package.json"), "utf8"));
-  for (const dep of Object.keys({ ...pj.dependencies, ...pj.optionalDependencies, ...pj.peerDependencies })) {
+  for (const dep of Object.keys({
+    ...pj.dependencies,
+    ...pj.optionalDependencies,
+    ...pj.peerDependencies,
+  })) {
     if (dep.startsWith("@imagemode/") && allowed && !allowed.includes(dep.slice(11))) {
       problems.push(`packages/${pkg}/package.json: depends on ${dep}, which ${pkg} may not use`);
     }
@@ -61,15 +69,21 @@ for (const pkg of pkgs) {
       if (spec.startsWith("@imagemode/")) {
         const target = spec.slice(11).split("/")[0];
         if (target === "testkit" || target.startsWith("example")) {
-          problems.push(`${path.relative(root, f)}: imports ${spec} (library code must not import the testkit or examples)`);
+          problems.push(
+            `${path.relative(root, f)}: imports ${spec} (library code must not import the testkit or examples)`,
+          );
         } else if (allowed && !allowed.includes(target)) {
-          problems.push(`${path.relative(root, f)}: imports ${spec}, but ${pkg} may only import ${allowed.length ? allowed.join(", ") : "no workspace package"}`);
+          problems.push(
+            `${path.relative(root, f)}: imports ${spec}, but ${pkg} may only import ${allowed.length ? allowed.join(", ") : "no workspace package"}`,
+          );
         }
         if (!typeOnly) deps.add(target);
       } else if (spec.startsWith(".") && !typeOnly) {
         let t = path.resolve(path.dirname(f), spec).replace(/\.js$/, ".ts");
-        if (!fs.existsSync(t) && fs.existsSync(path.join(t.replace(/\.ts$/, ""), "index.ts"))) t = path.join(t.replace(/\.ts$/, ""), "index.ts");
-        if (!t.startsWith(srcDir)) problems.push(`${path.relative(root, f)}: imports ${spec}, outside its package's src/`);
+        if (!fs.existsSync(t) && fs.existsSync(path.join(t.replace(/\.ts$/, ""), "index.ts")))
+          t = path.join(t.replace(/\.ts$/, ""), "index.ts");
+        if (!t.startsWith(srcDir))
+          problems.push(`${path.relative(root, f)}: imports ${spec}, outside its package's src/`);
         edges.push(t);
       }
     }
@@ -77,10 +91,13 @@ for (const pkg of pkgs) {
   }
   pkgGraph.set(pkg, [...deps]);
   for (const cycle of findCycles(fileGraph)) {
-    problems.push(`packages/${pkg}: import cycle ${cycle.map((f) => path.relative(srcDir, f)).join(" -> ")}`);
+    problems.push(
+      `packages/${pkg}: import cycle ${cycle.map((f) => path.relative(srcDir, f)).join(" -> ")}`,
+    );
   }
 }
-for (const cycle of findCycles(pkgGraph)) problems.push(`package import cycle: ${cycle.join(" -> ")}`);
+for (const cycle of findCycles(pkgGraph))
+  problems.push(`package import cycle: ${cycle.join(" -> ")}`);
 
 function findCycles(graph) {
   const cycles = [];

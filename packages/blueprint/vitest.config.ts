@@ -1,7 +1,9 @@
 import { defineProject } from "vitest/config";
 
 export default defineProject({
-  ssr: { resolve: { conditions: ["@imagemode/source", "module", "node", "development|production"] } },
+  ssr: {
+    resolve: { conditions: ["@imagemode/source", "module", "node", "development|production"] },
+  },
   test: {
     name: "blueprint",
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],

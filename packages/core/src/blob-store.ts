@@ -17,7 +17,11 @@ export interface ReadOnlyBlobStore extends Fetcher {
  * descriptor and publishes it atomically: a failed or aborted push leaves nothing visible.
  */
 export interface BlobStore extends ReadOnlyBlobStore {
-  push(descriptor: Descriptor, content: ByteStream | Uint8Array, options?: OpOptions): Promise<void>;
+  push(
+    descriptor: Descriptor,
+    content: ByteStream | Uint8Array,
+    options?: OpOptions,
+  ): Promise<void>;
 }
 
 /** Resolves a reference (a tag or a digest) to the descriptor of a manifest or index. */

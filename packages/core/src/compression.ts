@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { Readable, type Transform } from "node:stream";
 import { createGunzip } from "node:zlib";
 import type { Compression } from "./descriptor.js";
-import { ImageModeError, unsupported } from "./errors.js";
+import { ImageModeError, isImageModeError, unsupported } from "./errors.js";
 import type { ByteStream } from "./stream.js";
 
 const require = createRequire(import.meta.url);
@@ -31,7 +31,14 @@ export function zstdBackend(): ZstdBackend {
 /** Detects compression from the first bytes of a blob (gzip and zstd magic numbers). */
 export function sniffCompression(head: Uint8Array): Compression {
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (
+    head.length >= 4 &&
+    head[0] === 0x28 &&
+    head[1] === 0xb5 &&
+    head[2] === 0x2f &&
+    head[3] === 0xfd
+  )
+    return "zstd";
   return "none";
 }
 
@@ -46,15 +53,25 @@ export interface DecompressOptions {
  * Decompresses a layer stream. Errors in the compressed data become `PARSE` errors.
  * Memory stays bounded: data flows through in chunks.
  */
-export function decompress(stream: ByteStream, compression: Compression, options: DecompressOptions = {}): ByteStream {
+export function decompress(
+  stream: ByteStream,
+  compression: Compression,
+  options: DecompressOptions = {},
+): ByteStream {
   switch (compression) {
     case "none":
       return stream;
     case "gzip":
-      return throughTransform(stream, createGunzip({ chunkSize: 256 * 1024 }), "gzip", options.signal);
+      return throughTransform(
+        stream,
+        createGunzip({ chunkSize: 256 * 1024 }),
+        "gzip",
+        options.signal,
+      );
     case "zstd": {
       const napi = options.zstd === "fzstd" ? null : loadZstdNapi();
-      if (napi) return throughTransform(stream, new napi.DecompressStream(), "zstd", options.signal);
+      if (napi)
+        return throughTransform(stream, new napi.DecompressStream(), "zstd", options.signal);
       return fzstdStream(stream);
     }
     default:
@@ -62,10 +79,18 @@ export function decompress(stream: ByteStream, compression: Compression, options
   }
 }
 
-async function* throughTransform(stream: ByteStream, t: Transform, what: string, signal?: AbortSignal): ByteStream {
+async function* throughTransform(
+  stream: ByteStream,
+  t: Transform,
+  what: string,
+  signal?: AbortSignal,
+): ByteStream {
   const src = Readable.from(stream, { objectMode: false });
-  const onError = (e: Error) => t.destroy(e);
-  src.on("error", onError);
+  let sourceError: unknown;
+  src.on("error", (e: Error) => {
+    sourceError = e;
+    t.destroy(e);
+  });
   const piped = src.pipe(t);
   const abort = () => {
     const e = new ImageModeError("ABORTED", "operation aborted");
@@ -74,14 +99,15 @@ async function* throughTransform(stream: ByteStream, t: Transform, what: string,
   };
   signal?.addEventListener("abort", abort, { once: true });
   try {
-    for await (const chunk of piped as AsyncIterable<Buffer>) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for await (const chunk of piped as AsyncIterable<Buffer>)
+      yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   } catch (e) {
-    const err = e as { code?: string; message?: string };
-    if ((err as { name?: string }).name === "ImageModeError") throw e;
-    if (err.code === "Z_DATA_ERROR" || err.code === "Z_BUF_ERROR" || /zstd|unknown frame|corrupt/i.test(String(err.message))) {
-      throw new ImageModeError("PARSE", `corrupt ${what} data: ${err.message}`, { cause: e });
-    }
-    throw e;
+    // Errors of the source (network, verification, abort) pass through unchanged; anything the
+    // decoder raises means the compressed bytes are bad.
+    if (e === sourceError || isImageModeError(e)) throw e;
+    throw new ImageModeError("PARSE", `corrupt ${what} data: ${(e as Error).message}`, {
+      cause: e,
+    });
   } finally {
     signal?.removeEventListener("abort", abort);
     src.destroy();

@@ -70,15 +70,19 @@ export function validateDescriptor(value: unknown, where = "descriptor"): Descri
     throw invalidArgument(`${where}: not an object`);
   }
   const v = value as Record<string, unknown>;
-  if (typeof v.mediaType !== "string" || v.mediaType.length === 0) throw invalidArgument(`${where}: mediaType missing`);
-  if (!isDigest(v.digest)) throw invalidArgument(`${where}: invalid digest ${JSON.stringify(v.digest)}`);
+  if (typeof v.mediaType !== "string" || v.mediaType.length === 0)
+    throw invalidArgument(`${where}: mediaType missing`);
+  if (!isDigest(v.digest))
+    throw invalidArgument(`${where}: invalid digest ${JSON.stringify(v.digest)}`);
   if (typeof v.size !== "number" || !Number.isSafeInteger(v.size) || v.size < 0) {
     throw invalidArgument(`${where}: invalid size ${JSON.stringify(v.size)}`);
   }
   if (v.annotations !== undefined) {
-    if (typeof v.annotations !== "object" || v.annotations === null) throw invalidArgument(`${where}: annotations must be an object`);
+    if (typeof v.annotations !== "object" || v.annotations === null)
+      throw invalidArgument(`${where}: annotations must be an object`);
     for (const [k, a] of Object.entries(v.annotations)) {
-      if (typeof a !== "string") throw invalidArgument(`${where}: annotation ${k} must be a string`);
+      if (typeof a !== "string")
+        throw invalidArgument(`${where}: annotation ${k} must be a string`);
     }
   }
   return v as unknown as Descriptor;

@@ -32,18 +32,27 @@ export function isDigest(value: unknown): value is Digest {
  * (unknown algorithm, wrong length, non-hex characters).
  */
 export function parseDigest(value: string): ParsedDigest {
-  if (typeof value !== "string") throw invalidArgument(`digest must be a string, got ${typeof value}`);
+  if (typeof value !== "string")
+    throw invalidArgument(`digest must be a string, got ${typeof value}`);
   const i = value.indexOf(":");
-  if (i <= 0) throw invalidArgument(`invalid digest "${value}": expected "algorithm:hex"`, { data: { digest: value } });
+  if (i <= 0)
+    throw invalidArgument(`invalid digest "${value}": expected "algorithm:hex"`, {
+      data: { digest: value },
+    });
   const alg = value.slice(0, i);
   const hex = value.slice(i + 1);
   if (alg !== "sha256" && alg !== "sha512") {
-    throw invalidArgument(`unsupported digest algorithm "${alg}" in "${value}"`, { data: { digest: value } });
-  }
-  if (hex.length !== HEX_LENGTH[alg] || !/^[0-9a-f]+$/.test(hex)) {
-    throw invalidArgument(`invalid ${alg} digest "${value}": expected ${HEX_LENGTH[alg]} lower-case hex characters`, {
+    throw invalidArgument(`unsupported digest algorithm "${alg}" in "${value}"`, {
       data: { digest: value },
     });
+  }
+  if (hex.length !== HEX_LENGTH[alg] || !/^[0-9a-f]+$/.test(hex)) {
+    throw invalidArgument(
+      `invalid ${alg} digest "${value}": expected ${HEX_LENGTH[alg]} lower-case hex characters`,
+      {
+        data: { digest: value },
+      },
+    );
   }
   return { algorithm: alg, hex };
 }

@@ -75,7 +75,13 @@ export class ImageModeError extends Error {
   }
 
   /** A plain-data form for `--json` output and logs. */
-  toJSON(): { name: string; code: ErrorCode; message: string; op?: string; data: Record<string, unknown> } {
+  toJSON(): {
+    name: string;
+    code: ErrorCode;
+    message: string;
+    op?: string;
+    data: Record<string, unknown>;
+  } {
     return {
       name: this.name,
       code: this.code,
@@ -120,7 +126,8 @@ export function invalidState(message: string, options?: ImageModeErrorOptions): 
 /** The operation was cancelled through its `AbortSignal`. */
 export function abortedError(signal?: AbortSignal, op?: string): ImageModeError {
   const reason = signal?.reason;
-  const msg = reason instanceof Error ? reason.message : reason ? String(reason) : "operation aborted";
+  const msg =
+    reason instanceof Error ? reason.message : reason ? String(reason) : "operation aborted";
   return new ImageModeError("ABORTED", msg, { ...(op ? { op } : {}), cause: reason });
 }
 
@@ -161,17 +168,35 @@ export function codeForErrno(errno: string | undefined): ErrorCode {
  * Wraps any thrown value into an {@link ImageModeError}: imagemode errors pass through, Node.js
  * system errors are mapped by errno, aborts become `ABORTED`, anything else is `INTERNAL`.
  */
-export function toImageModeError(err: unknown, op?: string, data?: Record<string, unknown>): ImageModeError {
+export function toImageModeError(
+  err: unknown,
+  op?: string,
+  data?: Record<string, unknown>,
+): ImageModeError {
   if (isImageModeError(err)) return err;
-  const e = err as { code?: unknown; name?: unknown; message?: unknown; path?: unknown; syscall?: unknown };
+  const e = err as {
+    code?: unknown;
+    name?: unknown;
+    message?: unknown;
+    path?: unknown;
+    syscall?: unknown;
+  };
   const base = { ...(op ? { op } : {}), cause: err };
   if (e && (e.name === "AbortError" || e.code === "ABORT_ERR")) {
-    return new ImageModeError("ABORTED", String(e.message ?? "operation aborted"), { ...base, data: { ...data } });
+    return new ImageModeError("ABORTED", String(e.message ?? "operation aborted"), {
+      ...base,
+      data: { ...data },
+    });
   }
   if (e && typeof e.code === "string" && /^E[A-Z0-9]+$/.test(e.code)) {
     return new ImageModeError(codeForErrno(e.code), String(e.message ?? e.code), {
       ...base,
-      data: { errno: e.code, ...(typeof e.path === "string" ? { path: e.path } : {}), ...(typeof e.syscall === "string" ? { syscall: e.syscall } : {}), ...data },
+      data: {
+        errno: e.code,
+        ...(typeof e.path === "string" ? { path: e.path } : {}),
+        ...(typeof e.syscall === "string" ? { syscall: e.syscall } : {}),
+        ...data,
+      },
     });
   }
   const message = err instanceof Error ? err.message : String(err);

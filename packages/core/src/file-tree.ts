@@ -84,15 +84,26 @@ export function typeFromMode(mode: number): TreeEntryType {
  * a NUL byte or a component longer than 255 bytes is rejected with `INVALID_ARGUMENT`.
  */
 export function normalizeTreePath(raw: string): string {
-  if (raw.includes("\0")) throw invalidArgument(`invalid path ${JSON.stringify(raw)}: contains NUL`, { data: { path: raw } });
+  if (raw.includes("\0"))
+    throw invalidArgument(`invalid path ${JSON.stringify(raw)}: contains NUL`, {
+      data: { path: raw },
+    });
   const parts: string[] = [];
   for (const c of raw.split("/")) {
     if (c === "" || c === ".") continue;
-    if (c === "..") throw invalidArgument(`invalid path ${JSON.stringify(raw)}: contains ".."`, { data: { path: raw } });
-    if (Buffer.byteLength(c) > 255) throw invalidArgument(`invalid path ${JSON.stringify(raw)}: component longer than 255 bytes`, { data: { path: raw } });
+    if (c === "..")
+      throw invalidArgument(`invalid path ${JSON.stringify(raw)}: contains ".."`, {
+        data: { path: raw },
+      });
+    if (Buffer.byteLength(c) > 255)
+      throw invalidArgument(
+        `invalid path ${JSON.stringify(raw)}: component longer than 255 bytes`,
+        { data: { path: raw } },
+      );
     parts.push(c);
   }
-  if (parts.length === 0) throw invalidArgument(`invalid path ${JSON.stringify(raw)}: empty`, { data: { path: raw } });
+  if (parts.length === 0)
+    throw invalidArgument(`invalid path ${JSON.stringify(raw)}: empty`, { data: { path: raw } });
   return parts.join("/");
 }
 
@@ -126,14 +137,20 @@ export interface ReadHostDirectoryOptions {
  * byte order. Hard links (same device and inode) share an `inode` key. Contents are opened
  * lazily as streams. Symlinks are never followed.
  */
-export async function* readHostDirectory(root: string, options: ReadHostDirectoryOptions = {}): FileTree {
+export async function* readHostDirectory(
+  root: string,
+  options: ReadHostDirectoryOptions = {},
+): FileTree {
   let rootStat: import("node:fs").Stats;
   try {
     rootStat = await fsp.lstat(root);
   } catch (e) {
     throw toImageModeError(e, "core.readHostDirectory", { path: root });
   }
-  if (!rootStat.isDirectory()) throw new ImageModeError("INVALID_ARGUMENT", `${root} is not a directory`, { op: "core.readHostDirectory" });
+  if (!rootStat.isDirectory())
+    throw new ImageModeError("INVALID_ARGUMENT", `${root} is not a directory`, {
+      op: "core.readHostDirectory",
+    });
   if (options.includeRoot) {
     yield await entryFor(root, ".", rootStat, options);
   }
@@ -164,7 +181,12 @@ async function* walk(root: string, rel: string, options: ReadHostDirectoryOption
   }
 }
 
-async function entryFor(abs: string, rel: string, st: import("node:fs").Stats, options: ReadHostDirectoryOptions): Promise<TreeEntry> {
+async function entryFor(
+  abs: string,
+  rel: string,
+  st: import("node:fs").Stats,
+  options: ReadHostDirectoryOptions,
+): Promise<TreeEntry> {
   const type = typeFromMode(st.mode);
   const entry: TreeEntry = {
     path: rel,

@@ -4,8 +4,21 @@
  *
  * @packageDocumentation
  */
-export type { BlobStore, Fetcher, ReadOnlyBlobStore, ReadOnlyTarget, Resolver, Target } from "./blob-store.js";
-export { type DecompressOptions, decompress, sniffCompression, type ZstdBackend, zstdBackend } from "./compression.js";
+export type {
+  BlobStore,
+  Fetcher,
+  ReadOnlyBlobStore,
+  ReadOnlyTarget,
+  Resolver,
+  Target,
+} from "./blob-store.js";
+export {
+  type DecompressOptions,
+  decompress,
+  sniffCompression,
+  type ZstdBackend,
+  zstdBackend,
+} from "./compression.js";
 export {
   ANNOTATION_REF_NAME,
   type Compression,
@@ -54,8 +67,8 @@ export {
   type FileTree,
   isTreePath,
   normalizeTreePath,
-  ROOT_PATH,
   type ReadHostDirectoryOptions,
+  ROOT_PATH,
   readHostDirectory,
   S_IF,
   type TreeEntry,
@@ -79,6 +92,14 @@ export {
   type TextSink,
   throttleProgress,
 } from "./progress.js";
-export { type ByteStream, bytesStream, concatBytes, drain, type ReadAllOptions, readAll, toByteStream } from "./stream.js";
+export {
+  type ByteStream,
+  bytesStream,
+  concatBytes,
+  drain,
+  type ReadAllOptions,
+  readAll,
+  toByteStream,
+} from "./stream.js";
 export { type VerifyOptions, verify, verifyBytes } from "./verify.js";
 export { loadXattrBackend, type XattrBackend } from "./xattr.js";

@@ -22,15 +22,28 @@ export class MemoryTarget implements Target {
   async fetch(descriptor: Descriptor, options: OpOptions = {}): Promise<ByteStream> {
     throwIfAborted(options.signal);
     const data = this.blobs.get(descriptor.digest);
-    if (!data) throw notFound(`blob ${descriptor.digest} not found`, { op: "memory.fetch", data: { digest: descriptor.digest } });
+    if (!data)
+      throw notFound(`blob ${descriptor.digest} not found`, {
+        op: "memory.fetch",
+        data: { digest: descriptor.digest },
+      });
     return verify(bytesStream(data), descriptor, options.signal ? { signal: options.signal } : {});
   }
 
-  async push(descriptor: Descriptor, content: ByteStream | Uint8Array, options: OpOptions = {}): Promise<void> {
+  async push(
+    descriptor: Descriptor,
+    content: ByteStream | Uint8Array,
+    options: OpOptions = {},
+  ): Promise<void> {
     throwIfAborted(options.signal);
     const source = content instanceof Uint8Array ? bytesStream(content) : content;
     const chunks: Uint8Array[] = [];
-    for await (const c of verify(source, descriptor, options.signal ? { signal: options.signal } : {})) chunks.push(c);
+    for await (const c of verify(
+      source,
+      descriptor,
+      options.signal ? { signal: options.signal } : {},
+    ))
+      chunks.push(c);
     this.blobs.set(descriptor.digest, concatBytes(chunks, descriptor.size));
   }
 
@@ -41,14 +54,21 @@ export class MemoryTarget implements Target {
     if (isDigest(reference)) {
       for (const t of this.tags.values()) if (t.digest === reference) return t;
     }
-    throw notFound(`reference ${reference} not found`, { op: "memory.resolve", data: { reference } });
+    throw notFound(`reference ${reference} not found`, {
+      op: "memory.resolve",
+      data: { reference },
+    });
   }
 
   async tag(descriptor: Descriptor, reference: string, options: OpOptions = {}): Promise<void> {
     throwIfAborted(options.signal);
     if (!reference) throw invalidArgument("empty reference");
     if (!this.blobs.has(descriptor.digest)) {
-      throw new ImageModeError("NOT_FOUND", `cannot tag ${reference}: ${descriptor.digest} is not in the store`, { op: "memory.tag" });
+      throw new ImageModeError(
+        "NOT_FOUND",
+        `cannot tag ${reference}: ${descriptor.digest} is not in the store`,
+        { op: "memory.tag" },
+      );
     }
     this.tags.set(reference, descriptor);
   }

@@ -47,7 +47,12 @@ export interface ProgressWarn {
 }
 
 /** Every progress event. */
-export type ProgressEvent = ProgressStart | ProgressBytes | ProgressStep | ProgressDone | ProgressWarn;
+export type ProgressEvent =
+  | ProgressStart
+  | ProgressBytes
+  | ProgressStep
+  | ProgressDone
+  | ProgressWarn;
 
 /** A progress callback. */
 export type ProgressListener = (event: ProgressEvent) => void;
@@ -65,7 +70,11 @@ export type Clock = () => number;
  * Wraps a listener so that `bytes` events of one task/id pass at most once per `intervalMs`
  * (the last one before a `done` always passes). Other events pass straight through.
  */
-export function throttleProgress(listener: ProgressListener, intervalMs = 100, clock: Clock = () => performance.now()): ProgressListener {
+export function throttleProgress(
+  listener: ProgressListener,
+  intervalMs = 100,
+  clock: Clock = () => performance.now(),
+): ProgressListener {
   const last = new Map<string, number>();
   const pending = new Map<string, ProgressBytes>();
   return (e) => {
@@ -99,7 +108,10 @@ export interface TextSink {
 }
 
 /** A listener that writes one JSON object a line (`--progress=jsonl`). */
-export function jsonLinesProgress(sink: TextSink, clock: () => number = Date.now): ProgressListener {
+export function jsonLinesProgress(
+  sink: TextSink,
+  clock: () => number = Date.now,
+): ProgressListener {
   return (e) => {
     sink.write(`${JSON.stringify({ ts: new Date(clock()).toISOString(), ...e })}\n`);
   };

@@ -14,8 +14,13 @@ export interface ReadAllOptions {
  * Reads a whole stream into memory, failing with `SIZE_MISMATCH` as soon as more than `limit`
  * bytes arrive (the rest is not read). Use it only for metadata with a known cap.
  */
-export async function readAll(stream: ByteStream, limit: number, options: ReadAllOptions = {}): Promise<Uint8Array> {
-  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`readAll: invalid limit ${limit}`);
+export async function readAll(
+  stream: ByteStream,
+  limit: number,
+  options: ReadAllOptions = {},
+): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(limit) || limit < 0)
+    throw new RangeError(`readAll: invalid limit ${limit}`);
   const chunks: Uint8Array[] = [];
   let total = 0;
   const it = stream[Symbol.asyncIterator]();
@@ -27,9 +32,13 @@ export async function readAll(stream: ByteStream, limit: number, options: ReadAl
       const chunk = r.value;
       total += chunk.byteLength;
       if (total > limit) {
-        throw new ImageModeError("SIZE_MISMATCH", `${options.what ?? "data"} exceeds the limit of ${limit} bytes`, {
-          data: { limit },
-        });
+        throw new ImageModeError(
+          "SIZE_MISMATCH",
+          `${options.what ?? "data"} exceeds the limit of ${limit} bytes`,
+          {
+            data: { limit },
+          },
+        );
       }
       chunks.push(chunk);
     }
