@@ -5,3 +5,54 @@
  * @packageDocumentation
  */
 export { type BlockSink, type Extent, ExtentMap, FileBlockSink, offsetSink } from "./block-sink.js";
+export {
+  decodeGpt,
+  decodeGptEntries,
+  decodeGptHeader,
+  type EncodedGpt,
+  encodeGpt,
+  type GptHeader,
+  type GptPartition,
+  type GptTable,
+  gptGeometry,
+} from "./gpt.js";
+export { guidFromBytes, guidToBytes, isGuid, seededU32, seededUuid } from "./guid.js";
+export {
+  type DefaultLayoutOptions,
+  type DiskLayout,
+  defaultLayout,
+  type FilesystemKind,
+  type FilesystemMinsize,
+  fatVolumeIdText,
+  formatLayout,
+  formatRows,
+  gptTableFor,
+  type LayoutSpec,
+  mbrTableFor,
+  type PartitionSpec,
+  type PlannedPartition,
+  parseSize,
+  planLayout,
+} from "./layout.js";
+export {
+  decodeMbr,
+  encodeMbr,
+  encodeProtectiveMbr,
+  type MbrPartition,
+  type MbrTable,
+} from "./mbr.js";
+export {
+  type DiskPartition,
+  type DiskTable,
+  decodePartitionTable,
+  readPartitionTable,
+  writePartitionTable,
+} from "./partition-table.js";
+export {
+  GPT_TYPES,
+  gptTypeGuid,
+  gptTypeName,
+  MBR_TYPES,
+  mbrTypeByte,
+  type PartitionTypeName,
+} from "./partition-types.js";
