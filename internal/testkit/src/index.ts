@@ -5,6 +5,17 @@
  *
  * @packageDocumentation
  */
+
+export { buildFixtureImage, type FixtureImage, pushFixture } from "./fixture.js";
+export { type FixtureKernel, fixtureKernel } from "./kernel.js";
+export {
+  type BootCommonOptions,
+  type BootDiskOptions,
+  type BootKernelOptions,
+  type BootResult,
+  bootDisk,
+  bootKernel,
+} from "./qemu.js";
 export { type Registry, type RegistryOptions, skopeoFlags, startRegistry } from "./registry.js";
 export { type TempDir, tempDir } from "./temp-dir.js";
 export { findTool, requireTool } from "./tools.js";
