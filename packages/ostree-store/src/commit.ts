@@ -1,0 +1,370 @@
+/**
+ * Writing trees and commits: a {@link FileTree} (host directory, tar stream, anything) is
+ * streamed into content objects and a {@link MutableTree}, then dirtrees and the commit.
+ * Same inputs and options as `ostree commit` give the same checksums.
+ */
+import {
+  type FileTree,
+  invalidArgument,
+  type OpOptions,
+  readHostDirectory,
+  S_IF,
+  type TreeEntry,
+  throwIfAborted,
+  unsupported,
+} from "@imagemode/core";
+import { Variant } from "./gvariant.js";
+import { MutableTree, splitPath } from "./mutable-tree.js";
+import {
+  canonicalMode,
+  type DirMeta,
+  encodeCommit,
+  encodeDirMeta,
+  type FileHeader,
+  isChecksum,
+  sha256Hex,
+  type Xattrs,
+} from "./objects.js";
+import { emptyStats, type OstreeRepo, validateRefName, type WriteStats } from "./repo.js";
+
+/** How entries are turned into objects (the `ostree commit` flags of the same names). */
+export interface WriteTreeOptions extends OpOptions {
+  /** `--owner-uid`: force this uid on every entry. */
+  ownerUid?: number;
+  /** `--owner-gid`: force this gid on every entry. */
+  ownerGid?: number;
+  /** `--canonical-permissions`: uid/gid 0, modes masked with 0755, no xattrs. */
+  canonicalPermissions?: boolean;
+  /** `--no-xattrs`: drop all xattrs. */
+  noXattrs?: boolean;
+  /**
+   * Interpret OCI whiteouts: `.wh.NAME` removes `NAME`, `.wh..wh..opq` empties its directory
+   * (for layering onto an existing tree with {@link applyTree}). Default false.
+   */
+  whiteouts?: boolean;
+  /** Dirmeta for directories that must be created but have no entry (default 0/0/0755, after owner overrides). */
+  defaultDirMeta?: DirMeta;
+  /** Counters to add to (a fresh set is returned otherwise). */
+  stats?: WriteStats;
+}
+
+/** Result of writing a tree. */
+export interface WriteTreeResult {
+  /** Root dirtree checksum. */
+  tree: string;
+  /** Root dirmeta checksum. */
+  meta: string;
+  /** The tree in memory (checksums only), for further changes. */
+  mtree: MutableTree;
+  stats: WriteStats;
+}
+
+function xattrsFor(entry: TreeEntry, o: InternalOptions): Xattrs | undefined {
+  if (o.noXattrs || o.canonicalPermissions || o.repoMode === "bare-user-only") return undefined;
+  return entry.xattrs;
+}
+
+interface InternalOptions extends WriteTreeOptions {
+  repoMode?: string;
+}
+
+function ownership(
+  entry: { uid: number; gid: number },
+  o: InternalOptions,
+): { uid: number; gid: number } {
+  if (o.canonicalPermissions || o.repoMode === "bare-user-only") return { uid: 0, gid: 0 };
+  return { uid: o.ownerUid ?? entry.uid, gid: o.ownerGid ?? entry.gid };
+}
+
+function fullMode(entry: TreeEntry, o: InternalOptions): number {
+  const m = S_IF[entry.type] | (entry.mode & 0o7777);
+  return o.canonicalPermissions || o.repoMode === "bare-user-only" ? canonicalMode(m) : m;
+}
+
+/** The dirmeta an entry of type `dir` gives under the options. */
+export function dirMetaFor(
+  entry: TreeEntry,
+  options: WriteTreeOptions & { repoMode?: string },
+): DirMeta {
+  return {
+    ...ownership(entry, options),
+    mode: fullMode(entry, options),
+    xattrs: xattrsFor(entry, options),
+  };
+}
+
+/** The content header a file or symlink entry gives under the options. */
+export function fileHeaderFor(
+  entry: TreeEntry,
+  options: WriteTreeOptions & { repoMode?: string },
+): FileHeader {
+  return {
+    ...ownership(entry, options),
+    mode: fullMode(entry, options),
+    rdev: 0,
+    symlinkTarget: entry.type === "symlink" ? (entry.linkTarget ?? "") : "",
+    xattrs: xattrsFor(entry, options),
+  };
+}
+
+/**
+ * Streams a {@link FileTree} into the repository on top of `mtree` (overlay semantics: files
+ * replace what is at their path, directories update their dirmeta and keep their content,
+ * whiteouts delete when enabled). Content is read entry by entry, in order, so tar-backed
+ * trees work. Devices, fifos and sockets are refused with `UNSUPPORTED` naming the path.
+ */
+export async function applyTree(
+  repo: OstreeRepo,
+  mtree: MutableTree,
+  tree: FileTree,
+  options: WriteTreeOptions = {},
+): Promise<WriteStats> {
+  const o: InternalOptions = { ...options, repoMode: repo.mode };
+  const stats = options.stats ?? emptyStats();
+  const defaultMeta = options.defaultDirMeta ?? {
+    ...ownership({ uid: 0, gid: 0 }, o),
+    mode: 0o40755,
+  };
+  const defaultMetaCsum = await repo.writeMetadata("dirmeta", encodeDirMeta(defaultMeta), stats);
+  if (mtree.meta === null) mtree.meta = defaultMetaCsum;
+  const byInode = new Map<string, string>();
+  const metaCache = new Map<string, string>();
+  const writeMeta = async (m: DirMeta) => {
+    const bytes = encodeDirMeta(m);
+    const key = Buffer.from(bytes).toString("base64");
+    let c = metaCache.get(key);
+    if (!c) {
+      c = await repo.writeMetadata("dirmeta", bytes, stats);
+      metaCache.set(key, c);
+    }
+    return c;
+  };
+  let count = 0;
+  for await (const entry of tree) {
+    throwIfAborted(options.signal, "ostree.commit");
+    const path = entry.path === "." ? "" : entry.path;
+    const parts = splitPath(path);
+    const name = parts[parts.length - 1];
+    if (options.whiteouts && name?.startsWith(".wh.")) {
+      const parent = parts.slice(0, -1).join("/");
+      if (name === ".wh..wh..opq") {
+        await mtree.ensureDir(parent, defaultMetaCsum);
+        await mtree.clear(parent);
+      } else {
+        const target = name.slice(4);
+        if (target === "" || target === "." || target === "..")
+          throw invalidArgument(`invalid whiteout ${entry.path}`, {
+            op: "ostree.commit",
+            data: { path: entry.path },
+          });
+        await mtree.remove(parent ? `${parent}/${target}` : target);
+      }
+      continue;
+    }
+    switch (entry.type) {
+      case "dir": {
+        await mtree.putDir(path, await writeMeta(dirMetaFor(entry, o)), defaultMetaCsum);
+        break;
+      }
+      case "file":
+      case "symlink": {
+        if (path === "")
+          throw invalidArgument("the root of a tree must be a directory", { op: "ostree.commit" });
+        let csum = entry.inode !== undefined ? byInode.get(entry.inode) : undefined;
+        if (csum === undefined) {
+          const header = fileHeaderFor(entry, o);
+          if (entry.type === "symlink") {
+            if (!entry.linkTarget)
+              throw invalidArgument(`symlink ${entry.path} has no target`, {
+                op: "ostree.commit",
+                data: { path: entry.path },
+              });
+            csum = await repo.writeContent(header, null, stats, options.signal);
+          } else {
+            if (!entry.content) {
+              if ((entry.size ?? 0) !== 0)
+                throw invalidArgument(`file ${entry.path} has no content`, {
+                  op: "ostree.commit",
+                  data: { path: entry.path },
+                });
+            }
+            const stream = entry.content ? await entry.content() : null;
+            csum = await repo.writeContent(header, stream, stats, options.signal);
+          }
+          if (entry.inode !== undefined) byInode.set(entry.inode, csum);
+        }
+        await mtree.putFile(path, csum, defaultMetaCsum);
+        break;
+      }
+      default:
+        throw unsupported(
+          `${entry.path}: ${entry.type} files cannot be stored in an OSTree repository`,
+          {
+            op: "ostree.commit",
+            data: { path: entry.path, type: entry.type },
+          },
+        );
+    }
+    count++;
+    if (options.onProgress && count % 256 === 0)
+      options.onProgress({
+        type: "step",
+        task: "ostree.commit",
+        step: count,
+        description: entry.path,
+      });
+  }
+  return stats;
+}
+
+/** Writes a whole {@link FileTree} as a new tree; returns the root checksums. */
+export async function writeTree(
+  repo: OstreeRepo,
+  tree: FileTree,
+  options: WriteTreeOptions = {},
+): Promise<WriteTreeResult> {
+  const mtree = MutableTree.create();
+  const stats = options.stats ?? emptyStats();
+  await applyTree(repo, mtree, tree, { ...options, stats });
+  const r = await mtree.write(repo, stats);
+  return { ...r, mtree, stats };
+}
+
+/** Options for reading a host directory the way `ostree commit --tree=dir=` does. */
+export interface WriteDirectoryOptions extends WriteTreeOptions {}
+
+/** Reads a host directory (root included, xattrs unless disabled) as the `FileTree` ostree commits. */
+export function hostDirectoryTree(
+  repo: OstreeRepo,
+  dir: string,
+  options: WriteDirectoryOptions = {},
+): FileTree {
+  const wantX = !(
+    options.noXattrs ||
+    options.canonicalPermissions ||
+    repo.mode === "bare-user-only"
+  );
+  return readHostDirectory(dir, {
+    includeRoot: true,
+    xattrs: wantX ? repo.xattrs : null,
+    signal: options.signal,
+  });
+}
+
+/** Commit metadata and identity. */
+export interface CommitOptions extends WriteTreeOptions {
+  /** The tree: a `FileTree`, a host directory path, a {@link MutableTree}, or root checksums. */
+  tree: FileTree | { dir: string } | MutableTree | { tree: string; meta: string };
+  /** Branch to update (and to take the default parent from). */
+  branch?: string;
+  /** Parent commit; default: the branch's current commit; `null`: none. */
+  parent?: string | null;
+  subject?: string;
+  body?: string;
+  /** Seconds since the epoch (or a Date); default now. */
+  timestamp?: number | bigint | Date;
+  /**
+   * Commit metadata in order (`--add-metadata-string=K=V` → `["K", new Variant("s", V)]`).
+   * A plain object is taken in key order; plain strings become `s` variants.
+   */
+  metadata?: Iterable<readonly [string, Variant]> | Record<string, string | Variant>;
+  /** Adds `version` (like `--add-metadata-string=version=…`, after `metadata`). */
+  version?: string;
+  /**
+   * Adds `ostree.ref-binding` = [branch] after the other metadata, as the CLI does unless
+   * `--no-bindings`. Default true when `branch` is given.
+   */
+  refBinding?: boolean;
+  /**
+   * Marks the commit bootable: adds `ostree.bootable` (true) and `ostree.linux` (kernel version).
+   * Note: `ostree commit --bootable` additionally re-orders all metadata keys in hash-table
+   * order, so its checksum differs from this (keys here keep their order).
+   */
+  bootable?: { linux: string };
+  /** Detached metadata written to `.commitmeta`. */
+  detachedMetadata?: Iterable<readonly [string, Variant]> | Record<string, string | Variant>;
+}
+
+/** Result of {@link commit}. */
+export interface CommitResult {
+  /** The commit checksum. */
+  commit: string;
+  /** Root dirtree and dirmeta. */
+  tree: string;
+  meta: string;
+  parent: string | null;
+  stats: WriteStats;
+}
+
+function metadataEntries(md: CommitOptions["metadata"]): [string, Variant][] {
+  if (!md) return [];
+  const entries: Iterable<readonly [string, unknown]> =
+    Symbol.iterator in (md as object)
+      ? (md as Iterable<readonly [string, Variant]>)
+      : Object.entries(md);
+  return [...entries].map(([k, v]) => [k, v instanceof Variant ? v : new Variant("s", String(v))]);
+}
+
+/** Converts a timestamp option to seconds. */
+function toSeconds(ts: CommitOptions["timestamp"], now: () => number): bigint {
+  if (ts === undefined) return BigInt(Math.floor(now() / 1000));
+  if (ts instanceof Date) return BigInt(Math.floor(ts.getTime() / 1000));
+  return BigInt(ts);
+}
+
+/**
+ * Writes a commit (objects first, the commit object next, the branch ref last) under the repo
+ * lock. A crash at any point leaves a repository `ostree fsck` accepts.
+ */
+export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<CommitResult> {
+  const release = await repo.lock();
+  try {
+    const stats = options.stats ?? emptyStats();
+    let root: { tree: string; meta: string };
+    const t = options.tree;
+    if (t instanceof MutableTree) root = await t.write(repo, stats);
+    else if (typeof t === "object" && "tree" in t && "meta" in t && typeof t.tree === "string") {
+      if (!isChecksum(t.tree) || !isChecksum(t.meta))
+        throw invalidArgument("invalid root checksums", { op: "ostree.commit" });
+      root = { tree: t.tree, meta: t.meta };
+    } else if (typeof t === "object" && "dir" in t && typeof t.dir === "string") {
+      root = await writeTree(repo, hostDirectoryTree(repo, t.dir, options), { ...options, stats });
+    } else root = await writeTree(repo, t as FileTree, { ...options, stats });
+
+    if (options.branch !== undefined) validateRefName(options.branch);
+    let parent: string | null;
+    if (options.parent !== undefined)
+      parent = options.parent === null ? null : await repo.resolveRev(options.parent);
+    else parent = options.branch !== undefined ? await repo.readRef(options.branch) : null;
+
+    const metadata = metadataEntries(options.metadata);
+    if (options.version !== undefined)
+      metadata.push(["version", new Variant("s", options.version)]);
+    if (options.bootable) {
+      metadata.push(["ostree.bootable", new Variant("b", true)]);
+      metadata.push(["ostree.linux", new Variant("s", options.bootable.linux)]);
+    }
+    if (options.branch !== undefined && options.refBinding !== false)
+      metadata.push(["ostree.ref-binding", new Variant("as", [options.branch])]);
+
+    const bytes = encodeCommit({
+      metadata,
+      parent,
+      related: [],
+      subject: options.subject ?? "",
+      body: options.body ?? "",
+      timestamp: toSeconds(options.timestamp, repo.now),
+      rootTree: root.tree,
+      rootMeta: root.meta,
+    });
+    const csum = sha256Hex(bytes);
+    const detached = metadataEntries(options.detachedMetadata);
+    if (detached.length > 0) await repo.writeCommitMeta(csum, detached);
+    await repo.writeMetadata("commit", bytes, stats);
+    if (options.branch !== undefined) await repo.setRef(options.branch, csum);
+    options.onProgress?.({ type: "done", task: "ostree.commit", description: csum });
+    return { commit: csum, tree: root.tree, meta: root.meta, parent, stats };
+  } finally {
+    await release();
+  }
+}
