@@ -56,3 +56,13 @@ export {
   mbrTypeByte,
   type PartitionTypeName,
 } from "./partition-types.js";
+export {
+  type BootSectorFields,
+  encodeBootSector,
+  encodeFsInfo,
+  type FatGeometry,
+  type FatType,
+  fatGeometry,
+} from "./vfat/geometry.js";
+export { basisName, lfnChecksum, lfnEntries, shortNameFor } from "./vfat/names.js";
+export { type VfatOptions, type VfatResult, writeVfat } from "./vfat/write.js";
