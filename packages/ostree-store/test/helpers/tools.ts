@@ -27,7 +27,12 @@ export function run(
   args: string[],
   opts: { cwd?: string; input?: Uint8Array } = {},
 ): string {
-  return execFileSync(cmd, args, { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, ...opts });
+  return execFileSync(cmd, args, {
+    encoding: "utf8",
+    maxBuffer: 256 * 1024 * 1024,
+    stdio: ["pipe", "pipe", "pipe"],
+    ...opts,
+  });
 }
 
 /** Python's tarfile listing of an archive (an independent tar implementation). */
