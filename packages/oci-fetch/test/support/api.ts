@@ -1,0 +1,2 @@
+export { MediaType } from "@imagemode/core";
+export * from "../../src/index.js";
