@@ -1,0 +1,198 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { fc, test } from "@fast-check/vitest";
+import { isImageModeError } from "@imagemode/core";
+import { describe, expect, it } from "vitest";
+import {
+  blessEntryFileName,
+  countBootAttempt,
+  createBlsEntry,
+  getBlsOptions,
+  getBlsValue,
+  getBlsValues,
+  parseBlsEntry,
+  parseEntryFileName,
+  serializeBlsEntry,
+  setBlsValue,
+  sortBootEntries,
+} from "../src/index.js";
+import { bootctlList, ostreeVectorEntries } from "./helpers.js";
+
+describe("BLS entries written by ostree 2022.7 (sysroot sample vectors)", () => {
+  const vectors = ostreeVectorEntries();
+  it("has the vectors", () => {
+    expect(vectors.length).toBeGreaterThanOrEqual(10);
+  });
+  it.each(vectors.map((v, i) => [i, v.fileName, v] as const))(
+    "#%i %s parses and re-serializes byte-identically",
+    (_i, _n, v) => {
+      const e = parseBlsEntry(v.text, v.fileName);
+      expect(serializeBlsEntry(e)).toBe(v.text);
+      expect(getBlsValue(e, "title")).toMatch(/\(ostree:\d+\)$/);
+      expect(getBlsValue(e, "linux")).toMatch(/^\/ostree\/testos-[0-9a-f]{64}\/vmlinuz-/);
+      expect(getBlsOptions(e)).toMatch(/ostree=\/ostree\/boot\.[01]\/testos\/[0-9a-f]{64}\/\d+/);
+    },
+  );
+});
+
+describe("parseBlsEntry / serializeBlsEntry", () => {
+  it("keeps repeated keys, unknown keys, comments, odd spacing", () => {
+    const text =
+      "# comment\ntitle   Foo Bar\n\noptions a=1\noptions  b\tc\ninitrd /i1\ninitrd /i2\nx-custom  v  \n  linux /vmlinuz\r\n";
+    const e = parseBlsEntry(text, "foo.conf");
+    expect(serializeBlsEntry(e)).toBe(text);
+    expect(getBlsValues(e, "initrd")).toEqual(["/i1", "/i2"]);
+    expect(getBlsOptions(e)).toBe("a=1 b\tc");
+    expect(getBlsValue(e, "x-custom")).toBe("v");
+    expect(getBlsValue(e, "linux")).toBe("/vmlinuz");
+    expect(serializeBlsEntry(setBlsValue(e, "title", "New"))).toBe(text.replace("Foo Bar", "New"));
+    expect(getBlsValues(setBlsValue(e, "initrd", undefined), "initrd")).toEqual([]);
+  });
+  it("reports the line of a bad key", () => {
+    try {
+      parseBlsEntry("title a\nbad=key x\n", "x.conf");
+      expect.unreachable();
+    } catch (err) {
+      expect(isImageModeError(err, "PARSE")).toBe(true);
+      expect((err as { data: { line: number } }).data.line).toBe(2);
+      expect((err as Error).message).toContain("x.conf:2");
+    }
+  });
+  it("rejects names that are not NAME.conf", () => {
+    expect(() => parseBlsEntry("", "foo.txt")).toThrow(/NAME.conf/);
+    expect(() => parseBlsEntry("", "../x.conf")).toThrow();
+  });
+  test.prop([
+    fc.array(
+      fc.oneof(
+        fc
+          .tuple(
+            fc.stringMatching(/^[a-z][a-z0-9_-]{0,8}$/),
+            fc.constantFrom(" ", "  ", "\t"),
+            fc.stringMatching(/^[^\n\0]*$/),
+          )
+          .map(([k, s, v]) => `${k}${s}${v}`),
+        fc.stringMatching(/^#[^\n\0]*$/),
+        fc.constantFrom("", "   "),
+      ),
+    ),
+    fc.boolean(),
+  ])("round-trips any well-formed text", (lines, nl) => {
+    const text = lines.join("\n") + (nl && lines.length > 0 ? "\n" : "");
+    expect(serializeBlsEntry(parseBlsEntry(text, "p.conf"))).toBe(text);
+  });
+});
+
+describe("file names and boot counting", () => {
+  it("parses counters like systemd-boot", () => {
+    expect(parseEntryFileName("ostree-1+3.conf")).toEqual({
+      id: "ostree-1",
+      counter: { left: 3, done: 0 },
+    });
+    expect(parseEntryFileName("ostree-1+2-1.conf")).toEqual({
+      id: "ostree-1",
+      counter: { left: 2, done: 1 },
+    });
+    expect(parseEntryFileName("a+b.conf")).toEqual({ id: "a+b", counter: null });
+    expect(parseEntryFileName("x.conf")).toEqual({ id: "x", counter: null });
+  });
+  it("renames on attempts and blessing: +3 → +2-1 → +1-2 → +0-3 (stays), bless → plain", () => {
+    let n = "ostree-1+3.conf";
+    const seen = [n];
+    for (let i = 0; i < 4; i++) seen.push((n = countBootAttempt(n)));
+    expect(seen).toEqual([
+      "ostree-1+3.conf",
+      "ostree-1+2-1.conf",
+      "ostree-1+1-2.conf",
+      "ostree-1+0-3.conf",
+      "ostree-1+0-3.conf",
+    ]);
+    expect(blessEntryFileName("ostree-1+1-2.conf")).toBe("ostree-1.conf");
+  });
+});
+
+describe("sortBootEntries agrees with bootctl list (systemd 252)", () => {
+  const entry = (fileName: string, extra: [string, string][] = []) =>
+    createBlsEntry(fileName, { title: fileName, linux: "/vmlinuz", extra });
+  const check = async (entries: ReturnType<typeof entry>[]) => {
+    const dir = await mkdtemp(path.join(tmpdir(), "bls-sort-"));
+    try {
+      await mkdir(path.join(dir, "esp/loader/entries"), { recursive: true });
+      await mkdir(path.join(dir, "boot"), { recursive: true });
+      await writeFile(path.join(dir, "esp/vmlinuz"), "");
+      for (const e of entries)
+        await writeFile(path.join(dir, "esp/loader/entries", e.fileName), serializeBlsEntry(e));
+      const listed = await bootctlList(path.join(dir, "esp"), path.join(dir, "boot"));
+      expect(listed.map((l) => l.source)).toEqual(sortBootEntries(entries).map((e) => e.fileName));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+  it("sort-key, machine-id, version, ids, bad entries", async () => {
+    await check([
+      entry("a-10.conf", [
+        ["version", "10"],
+        ["machine-id", "dd235d00696545768f6f693bfd23b15f"],
+      ]),
+      entry("a-5.conf", [
+        ["version", "5"],
+        ["machine-id", "dd235d00696545768f6f693bfd23b15f"],
+      ]),
+      entry("b.conf", [["version", "3"]]),
+      entry("c.conf", [
+        ["sort-key", "xxxx"],
+        ["version", "5"],
+        ["machine-id", "309de666fd5044268a9a26541ac93176"],
+      ]),
+      entry("cx.conf", [
+        ["sort-key", "xxxx"],
+        ["version", "10"],
+        ["machine-id", "309de666fd5044268a9a26541ac93176"],
+      ]),
+      entry("d.conf", [
+        ["sort-key", "kkkk"],
+        ["version", "100"],
+        ["machine-id", "81c6e3147cf544c19006af023e22b292"],
+      ]),
+      entry("e+0-3.conf", [["sort-key", "aaaa"]]),
+      entry("ostree-2-testos.conf", [["version", "2"]]),
+      entry("ostree-10-testos+2-1.conf", [["version", "10"]]),
+      entry("ostree-9-testos.conf", [["version", "9"]]),
+      entry("f-1.2-rc1.conf"),
+      entry("f-1.2.conf"),
+      entry("f-1.2.p.conf"),
+    ]);
+  });
+  test.prop(
+    [
+      fc.uniqueArray(
+        fc.record({
+          id: fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,10}$/),
+          sortKey: fc.option(fc.constantFrom("a", "b", "fedora"), { nil: undefined }),
+          version: fc.option(fc.stringMatching(/^[0-9a-z.~^-]{1,6}$/), { nil: undefined }),
+          machineId: fc.option(
+            fc.constantFrom("11111111111111111111111111111111", "22222222222222222222222222222222"),
+            { nil: undefined },
+          ),
+          counter: fc.option(fc.tuple(fc.nat(3), fc.nat(3)), { nil: undefined }),
+        }),
+        { selector: (r) => r.id, minLength: 2, maxLength: 8 },
+      ),
+    ],
+    { numRuns: 40 },
+  )("random entries: same order as bootctl", async (recs) => {
+    await check(
+      recs.map((r) => {
+        const extra: [string, string][] = [];
+        if (r.sortKey) extra.push(["sort-key", r.sortKey]);
+        if (r.version) extra.push(["version", r.version]);
+        if (r.machineId) extra.push(["machine-id", r.machineId]);
+        return entry(
+          r.counter ? `${r.id}+${r.counter[0]}-${r.counter[1]}.conf` : `${r.id}.conf`,
+          extra,
+        );
+      }),
+    );
+  });
+});
