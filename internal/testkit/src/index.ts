@@ -6,8 +6,15 @@
  * @packageDocumentation
  */
 
+export { type BlobStoreFactory, blobStoreConformance } from "./conformance.js";
 export { buildFixtureImage, type FixtureImage, pushFixture } from "./fixture.js";
 export { type FixtureKernel, fixtureKernel } from "./kernel.js";
+export {
+  type OstreeCli,
+  type OstreeCliOptions,
+  type OstreeCliResult,
+  ostreeCli,
+} from "./ostree.js";
 export {
   type BootCommonOptions,
   type BootDiskOptions,
