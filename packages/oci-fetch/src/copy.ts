@@ -208,7 +208,10 @@ export async function applyCopy(
       onProgress?.({ type: "done", task: "oci.fetch.blob", id, description: "mounted", bytes: 0 });
       return;
     }
-    const stream = await src.fetch(d, { ...(signal ? { signal } : {}) });
+    const stream = await src.fetch(d, {
+      ...(signal ? { signal } : {}),
+      ...(onProgress ? { onProgress } : {}),
+    });
     let done = 0;
     async function* counted() {
       for await (const chunk of stream) {

@@ -493,8 +493,15 @@ export class RegistryRepository implements Target {
       }
       if (offset >= d.size) return;
       // the body ended short without an error: resume as well
-      if (offset === before) resumes++;
-      if (resumes > maxResumes) return; // verify() reports the short size
+      resumes++;
+      if (resumes > maxResumes || offset === before) return; // verify() reports the short size
+      options.onProgress?.({
+        type: "warn",
+        task: OP_FETCH,
+        id: d.digest,
+        message: `body ended at byte ${offset} of ${d.size}; resuming`,
+        code: "RESUME",
+      });
       res = undefined;
     }
   }
