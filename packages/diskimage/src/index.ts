@@ -41,6 +41,11 @@ export {
   type MbrPartition,
   type MbrTable,
 } from "./mbr.js";
+export { type Qcow2Options, type Qcow2Result, writeQcow2 } from "./outputs/qcow2.js";
+export { writeRaw } from "./outputs/raw.js";
+export { allocatedClusters, type RawSource } from "./outputs/source.js";
+export { encodeVhdFooter, type VhdOptions, vhdGeometry, writeVhd } from "./outputs/vhd.js";
+export { type VmdkOptions, type VmdkResult, writeVmdk } from "./outputs/vmdk.js";
 export {
   type DiskPartition,
   type DiskTable,

@@ -1,0 +1,99 @@
+import type { FileHandle } from "node:fs/promises";
+import * as fsp from "node:fs/promises";
+import { invalidArgument, toImageModeError } from "@imagemode/core";
+import type { Extent } from "../block-sink.js";
+
+/**
+ * A raw disk to convert: a (sparse) file, its virtual size, and the byte ranges that may hold
+ * data (from the sink that wrote it). Ranges outside `extents` are zeros and are never read.
+ */
+export interface RawSource {
+  path: string;
+  size: number;
+  extents: readonly Extent[];
+}
+
+/** The clusters of `cluster` bytes that overlap an extent, ascending, each listed once. */
+export function* allocatedClusters(
+  extents: readonly Extent[],
+  cluster: number,
+  size: number,
+): Generator<number> {
+  let last = -1;
+  for (const e of extents) {
+    if (e.length <= 0) continue;
+    const first = Math.floor(e.offset / cluster);
+    const end = Math.min(Math.ceil((e.offset + e.length) / cluster), Math.ceil(size / cluster));
+    for (let c = Math.max(first, last + 1); c < end; c++) {
+      yield c;
+      last = c;
+    }
+  }
+}
+
+/** Reads clusters of a raw file (zero-filled past its end). */
+export class RawReader {
+  #fh: FileHandle;
+  readonly size: number;
+  private constructor(fh: FileHandle, size: number) {
+    this.#fh = fh;
+    this.size = size;
+  }
+  static async open(src: RawSource): Promise<RawReader> {
+    if (!Number.isSafeInteger(src.size) || src.size <= 0)
+      throw invalidArgument(`invalid disk size ${src.size}`, { op: "diskimage.convert" });
+    try {
+      return new RawReader(await fsp.open(src.path, "r"), src.size);
+    } catch (e) {
+      throw toImageModeError(e, "diskimage.convert", { path: src.path });
+    }
+  }
+  /** Reads `length` bytes at `offset` into `buf` (zeros beyond the file's end). */
+  async read(buf: Uint8Array, offset: number, length: number): Promise<Uint8Array> {
+    const out = buf.subarray(0, length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.#fh.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done < length) out.fill(0, done);
+    return out;
+  }
+  async close(): Promise<void> {
+    await this.#fh.close();
+  }
+}
+
+/** True when every byte is zero. */
+export function isZero(data: Uint8Array): boolean {
+  if (data.byteOffset % 8 === 0 && data.byteLength % 8 === 0) {
+    const w = new BigUint64Array(data.buffer, data.byteOffset, data.byteLength / 8);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
+    return true;
+  }
+  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+/** Sequential writer that tracks its position (appends at `pos`). */
+export class Appender {
+  #fh: FileHandle;
+  pos = 0;
+  constructor(fh: FileHandle) {
+    this.#fh = fh;
+  }
+  async append(data: Uint8Array): Promise<number> {
+    const at = this.pos;
+    await this.writeAt(at, data);
+    this.pos += data.length;
+    return at;
+  }
+  async writeAt(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.#fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+}
