@@ -1,0 +1,808 @@
+/**
+ * The ext4 writer: a {@link FileTree} in, an ext4 filesystem out through a {@link BlockSink}.
+ * Pass one collects the tree's metadata, assigns inodes and plans the geometry; pass two lays
+ * out directories, then streams every file's content straight to the sink (all-zero blocks
+ * become holes), then writes inode tables, bitmaps, descriptors and superblocks.
+ */
+import { createHash } from "node:crypto";
+import {
+  type FileTree,
+  ImageModeError,
+  invalidArgument,
+  isTreePath,
+  type OpOptions,
+  S_IF,
+  type TreeEntry,
+  type TreeEntryType,
+  throwIfAborted,
+  unsupported,
+} from "@imagemode/core";
+import type { BlockSink } from "../block-sink.js";
+import { checksumDirBlock, type DirEntry, FT, htreeShape, layoutDirectory } from "./directory.js";
+import { DX_HASH } from "./dirhash.js";
+import { buildExtentTree, type Extent4, MAX_EXTENT_LEN } from "./extents.js";
+import { planWithBitmap } from "./geometry.js";
+import {
+  BG_FLAGS,
+  bitmapChecksum,
+  checksumSeed,
+  EXT4_MAGIC,
+  encodeGroupDescriptor,
+  encodeInode,
+  encodeSuperblock,
+  encodeTime,
+  FEATURE,
+  INODE_EXTRA_ISIZE,
+  INODE_FLAGS,
+  inodeChecksumSeed,
+  setInodeChecksum,
+  xattrBlockChecksum,
+} from "./structs.js";
+import {
+  encodeInodeXattrs,
+  encodeXattrBlock,
+  sortXattrs,
+  toXattrRecord,
+  type XattrRecord,
+  xattrSpace,
+} from "./xattr.js";
+
+const OP = "diskimage.ext4";
+
+/** Options of {@link writeExt4}. */
+export interface WriteExt4Options extends OpOptions {
+  /** Bytes of the volume (the sink's size). */
+  sizeBytes: number;
+  /** 1024, 2048 or 4096 (default 4096). */
+  blockSize?: number;
+  /** Filesystem UUID (`xxxxxxxx-xxxx-…` or 16 bytes). Default: derived from label, size and time, so output stays deterministic. */
+  uuid?: string | Uint8Array;
+  /** Volume label, at most 16 bytes UTF-8. */
+  label?: string;
+  /** Seconds since the epoch for every time the tree does not give (default 0). */
+  sourceDateEpoch?: number;
+  /** Percent of blocks reserved for root (default 5). */
+  reservedPercent?: number;
+  /** Bytes of volume per inode (default 16384). */
+  inodeRatio?: number;
+  /** Directory index hash (default `half_md4`). */
+  hashVersion?: "half_md4" | "tea";
+  /** Directory hash seed (UUID form or 16 bytes). Default: derived from the UUID. */
+  hashSeed?: string | Uint8Array;
+}
+
+/** What {@link writeExt4} wrote. */
+export interface Ext4Result {
+  uuid: string;
+  label: string;
+  blockSize: number;
+  blocksCount: number;
+  /** Bytes the filesystem covers (`blocksCount × blockSize`, at most the volume size). */
+  sizeBytes: number;
+  groupCount: number;
+  inodesCount: number;
+  usedInodes: number;
+  freeBlocks: number;
+  freeInodes: number;
+  /** Regular files (inodes), directories, symlinks, other nodes. */
+  files: number;
+  directories: number;
+  symlinks: number;
+  specials: number;
+  /** Content bytes read from the tree. */
+  contentBytes: number;
+}
+
+interface Node {
+  ino: number;
+  path: string;
+  type: TreeEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  rdev: number;
+  size: number;
+  target?: Uint8Array;
+  xattrs: XattrRecord[];
+  content?: () => Promise<AsyncIterable<Uint8Array>>;
+  links: number;
+  children?: { name: Uint8Array; node: Node }[];
+  names?: Set<string>;
+  parent?: Node;
+  // results
+  extents: Extent4[];
+  treeBlocks: number;
+  iBlock?: Uint8Array;
+  xattrBlock: number;
+  indexed: boolean;
+}
+
+function newNode(path: string, e: Partial<TreeEntry> & { type: TreeEntryType }, sde: number): Node {
+  return {
+    ino: 0,
+    path,
+    type: e.type,
+    mode: (e.mode ?? (e.type === "dir" ? 0o755 : 0o644)) & 0o7777,
+    uid: e.uid ?? 0,
+    gid: e.gid ?? 0,
+    mtime: e.mtime ?? sde,
+    rdev: e.rdev ?? 0,
+    size: 0,
+    xattrs: [],
+    links: 1,
+    extents: [],
+    treeBlocks: 0,
+    xattrBlock: 0,
+    indexed: false,
+  };
+}
+
+function parseUuid(u: string | Uint8Array, what: string): Uint8Array {
+  if (u instanceof Uint8Array) {
+    if (u.length !== 16) throw invalidArgument(`${what} must be 16 bytes`, { op: OP });
+    return u;
+  }
+  const hex = u.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(hex))
+    throw invalidArgument(`${what} ${JSON.stringify(u)} is not a UUID`, { op: OP });
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+/** Formats 16 bytes as a UUID string. */
+export function formatUuid(b: Uint8Array): string {
+  const h = Buffer.from(b).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function derivedUuid(seed: string): Uint8Array {
+  const b = new Uint8Array(createHash("sha256").update(seed).digest().subarray(0, 16));
+  b[6] = ((b[6] as number) & 0x0f) | 0x40;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  return b;
+}
+
+const FILE_TYPE: Record<TreeEntryType, number> = {
+  file: FT.file,
+  dir: FT.dir,
+  symlink: FT.symlink,
+  chardev: FT.chardev,
+  blockdev: FT.blockdev,
+  fifo: FT.fifo,
+  socket: FT.socket,
+};
+
+/** Linux `makedev` parts of an `rdev`. */
+function devParts(rdev: number): { major: number; minor: number } {
+  const big = BigInt(rdev);
+  const major = Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn));
+  const minor = Number((big & 0xffn) | ((big >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/** Collects the tree (pass one): nodes with inode numbers, parents before children. */
+async function collect(
+  tree: FileTree,
+  sde: number,
+  bs: number,
+  signal?: AbortSignal,
+): Promise<{ root: Node; nodes: Node[] }> {
+  const root = newNode(".", { type: "dir" }, sde);
+  root.children = [];
+  root.names = new Set();
+  root.parent = root;
+  const dirs = new Map<string, Node>([["", root]]);
+  const byKey = new Map<string, Node>();
+  const nodes: Node[] = [];
+  let lostFound: Node | undefined;
+  let count = 0;
+  for await (const e of tree) {
+    if ((++count & 1023) === 0) throwIfAborted(signal, OP);
+    if (e.path === ".") {
+      if (count !== 1) throw invalidArgument(`the root entry "." must come first`, { op: OP });
+      if (e.type !== "dir")
+        throw invalidArgument(`the root entry "." must be a directory`, { op: OP });
+      Object.assign(root, { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime ?? sde });
+      root.xattrs = xattrsOf(e);
+      continue;
+    }
+    if (!isTreePath(e.path))
+      throw invalidArgument(`invalid tree path ${JSON.stringify(e.path)}`, {
+        op: OP,
+        data: { path: e.path },
+      });
+    const slash = e.path.lastIndexOf("/");
+    const parentPath = slash < 0 ? "" : e.path.slice(0, slash);
+    const name = slash < 0 ? e.path : e.path.slice(slash + 1);
+    const parent = dirs.get(parentPath);
+    if (!parent)
+      throw invalidArgument(`${e.path}: parent directory is not in the tree before it`, {
+        op: OP,
+        data: { path: e.path },
+      });
+    if (parent.names?.has(name))
+      throw invalidArgument(`${e.path}: duplicate entry`, { op: OP, data: { path: e.path } });
+    parent.names?.add(name);
+    let node: Node | undefined = e.inode !== undefined ? byKey.get(e.inode) : undefined;
+    if (node) {
+      if (node.type !== e.type || e.type === "dir") {
+        throw invalidArgument(`${e.path}: hard link to ${node.path} of another type`, {
+          op: OP,
+          data: { path: e.path },
+        });
+      }
+      node.links++;
+    } else {
+      node = newNode(e.path, e, sde);
+      node.xattrs = xattrsOf(e);
+      if (e.type === "file") {
+        node.size = e.size ?? 0;
+        if (!Number.isSafeInteger(node.size) || node.size < 0)
+          throw invalidArgument(`${e.path}: invalid size ${e.size}`, { op: OP });
+        if (node.size > 0 && !e.content)
+          throw invalidArgument(`${e.path}: file of ${node.size} bytes has no content`, { op: OP });
+        node.content = e.content;
+      } else if (e.type === "symlink") {
+        const t = Buffer.from(e.linkTarget ?? "");
+        if (t.length === 0 || t.length >= bs || t.includes(0)) {
+          throw invalidArgument(
+            `${e.path}: symlink target must be 1..${bs - 1} bytes without NUL`,
+            { op: OP, data: { path: e.path } },
+          );
+        }
+        node.target = new Uint8Array(t);
+        node.size = t.length;
+      } else if (e.type === "dir") {
+        node.children = [];
+        node.names = new Set();
+        node.parent = parent;
+        dirs.set(e.path, node);
+      }
+      if (e.inode !== undefined) byKey.set(e.inode, node);
+      if (parent === root && name === "lost+found") {
+        if (e.type !== "dir")
+          throw invalidArgument("lost+found at the root must be a directory", { op: OP });
+        lostFound = node;
+      } else nodes.push(node);
+    }
+    parent.children?.push({ name: new Uint8Array(Buffer.from(name)), node });
+  }
+  if (!lostFound) {
+    lostFound = newNode("lost+found", { type: "dir", mode: 0o700 }, sde);
+    lostFound.children = [];
+    lostFound.parent = root;
+    root.children?.push({ name: new Uint8Array(Buffer.from("lost+found")), node: lostFound });
+  }
+  root.ino = 2;
+  lostFound.ino = 11;
+  let ino = 12;
+  for (const n of nodes) n.ino = ino++;
+  return { root, nodes: [root, lostFound, ...nodes] };
+}
+
+function xattrsOf(e: TreeEntry): XattrRecord[] {
+  if (!e.xattrs || e.xattrs.size === 0) return [];
+  const recs: XattrRecord[] = [];
+  for (const [k, v] of e.xattrs) {
+    try {
+      recs.push(toXattrRecord(k, v));
+    } catch (err) {
+      if (err instanceof ImageModeError) (err.data as Record<string, unknown>).path = e.path;
+      throw err;
+    }
+  }
+  return sortXattrs(recs);
+}
+
+/** Buffers positional writes of consecutive blocks into larger sink writes. */
+class BlockWriter {
+  #start = -1;
+  #parts: Uint8Array[] = [];
+  #len = 0;
+  constructor(
+    readonly sink: BlockSink,
+    readonly bs: number,
+  ) {}
+  async put(block: number, data: Uint8Array): Promise<void> {
+    const n = data.length / this.bs;
+    if (this.#len > 0 && (this.#start + this.#len !== block || this.#len >= 256))
+      await this.flush();
+    if (this.#len === 0) this.#start = block;
+    this.#parts.push(data);
+    this.#len += n;
+  }
+  async flush(): Promise<void> {
+    if (this.#len === 0) return;
+    const data =
+      this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts);
+    const at = this.#start * this.bs;
+    this.#parts = [];
+    this.#len = 0;
+    await this.sink.write(at, data);
+  }
+}
+
+/**
+ * Writes `tree` as an ext4 filesystem to `sink` (a zero-filled volume of `sizeBytes`): 64bit,
+ * extents, flex_bg, sparse_super, huge_file, large_file, dir_nlink, extra_isize (256-byte
+ * inodes), filetype, dir_index, ext_attr, metadata_csum; no journal. Ownership, modes, times,
+ * xattrs and hard links come from the tree. The same tree and options give the same bytes.
+ */
+export async function writeExt4(
+  tree: FileTree,
+  sink: BlockSink,
+  options: WriteExt4Options,
+): Promise<Ext4Result> {
+  const { signal, onProgress } = options;
+  throwIfAborted(signal, OP);
+  const bs = options.blockSize ?? 4096;
+  const sde = options.sourceDateEpoch ?? 0;
+  if (!Number.isSafeInteger(sde))
+    throw invalidArgument(`sourceDateEpoch ${sde} is not an integer`, { op: OP });
+  const label = options.label ?? "";
+  const labelBytes = Buffer.from(label);
+  if (labelBytes.length > 16)
+    throw invalidArgument(`ext4 label ${JSON.stringify(label)} is longer than 16 bytes`, {
+      op: OP,
+    });
+  const uuid =
+    options.uuid !== undefined
+      ? parseUuid(options.uuid, "uuid")
+      : derivedUuid(`imagemode-ext4\0${label}\0${options.sizeBytes}\0${sde}`);
+  const hashSeedBytes =
+    options.hashSeed !== undefined
+      ? parseUuid(options.hashSeed, "hashSeed")
+      : derivedUuid(`imagemode-ext4-hash\0${formatUuid(uuid)}`);
+  const hashSeed = new Uint32Array(4);
+  for (let i = 0; i < 4; i++) hashSeed[i] = Buffer.from(hashSeedBytes).readUInt32LE(i * 4);
+  const hashVersion = options.hashVersion === "tea" ? DX_HASH.tea : DX_HASH.halfMd4;
+  // geometry validates bs/size before we walk the tree
+  planWithBitmap({
+    sizeBytes: options.sizeBytes,
+    blockSize: bs,
+    inodeRatio: options.inodeRatio,
+    reservedPercent: options.reservedPercent,
+  });
+
+  const { nodes } = await collect(tree, sde, bs, signal);
+  const maxIno = nodes.length === 2 ? 11 : (nodes[nodes.length - 1] as Node).ino;
+  const { geometry: geo, bitmap } = planWithBitmap({
+    sizeBytes: options.sizeBytes,
+    blockSize: bs,
+    inodeRatio: options.inodeRatio,
+    reservedPercent: options.reservedPercent,
+    minInodes: maxIno,
+  });
+  const csumSeed = checksumSeed(uuid);
+  const seedOf = (n: Node) => inodeChecksumSeed(csumSeed, n.ino, 0);
+  const writer = new BlockWriter(sink, bs);
+
+  // space check before anything is written
+  let needBlocks = 0;
+  let contentTotal = 0;
+  for (const n of nodes) {
+    if (n.type === "file") {
+      needBlocks += Math.ceil(n.size / bs) + Math.ceil(n.size / bs / MAX_EXTENT_LEN / 300);
+      contentTotal += n.size;
+    } else if (n.type === "dir") {
+      let bytes = 24;
+      for (const c of n.children ?? []) bytes += 8 + c.name.length + 3;
+      needBlocks += Math.ceil((bytes * 1.1) / (bs - 12)) + 4;
+    } else if (n.type === "symlink" && (n.target?.length ?? 0) >= 60) needBlocks++;
+    if (n.xattrs.length > 0) needBlocks++;
+  }
+  const freeAtStart = geo.blocksCount - geo.overheadBlocks;
+  if (needBlocks > freeAtStart) {
+    throw invalidArgument(
+      `the tree needs about ${needBlocks * bs} bytes but the ${options.sizeBytes}-byte ext4 volume has ${freeAtStart * bs} free`,
+      {
+        op: OP,
+        data: { neededBytes: needBlocks * bs, freeBytes: freeAtStart * bs },
+      },
+    );
+  }
+
+  let cursor = geo.firstDataBlock;
+  const noSpace = () =>
+    invalidArgument(`ext4 volume of ${options.sizeBytes} bytes is full`, {
+      op: OP,
+      data: { sizeBytes: options.sizeBytes },
+    });
+  const allocOne = (): number => {
+    let b = bitmap.nextFree(cursor);
+    if (b < 0) b = bitmap.nextFree(geo.firstDataBlock);
+    if (b < 0) throw noSpace();
+    bitmap.mark(b);
+    cursor = b + 1;
+    return b;
+  };
+  /** Allocates `count` blocks as extents starting at logical block 0. */
+  const allocExtents = (count: number): Extent4[] => {
+    const out: Extent4[] = [];
+    let logical = 0;
+    while (logical < count) {
+      const p = allocOne();
+      const last = out[out.length - 1];
+      if (last && last.physical + last.len === p && last.len < MAX_EXTENT_LEN) last.len++;
+      else out.push({ logical, physical: p, len: 1 });
+      logical++;
+    }
+    return out;
+  };
+  const finishExtents = async (n: Node) => {
+    const t = buildExtentTree(n.extents, bs, allocOne, seedOf(n));
+    n.iBlock = t.iBlock;
+    n.treeBlocks = t.blocks.length;
+    for (const b of t.blocks) await writer.put(b.physical, b.data);
+  };
+
+  onProgress?.({ type: "start", task: "disk.ext4", total: contentTotal, description: "ext4" });
+  // directories
+  for (const n of nodes) {
+    if (n.type !== "dir") continue;
+    throwIfAborted(signal, OP);
+    const entries: DirEntry[] = (n.children ?? []).map((c) => ({
+      name: c.name,
+      ino: c.node.ino,
+      fileType: FILE_TYPE[c.node.type],
+    }));
+    let layout: ReturnType<typeof layoutDirectory>;
+    try {
+      layout = layoutDirectory(entries, {
+        blockSize: bs,
+        csum: true,
+        ino: n.ino,
+        parentIno: (n.parent as Node).ino,
+        hashVersion,
+        unsignedHash: true,
+        hashSeed,
+        minBlocks: n.ino === 11 ? Math.max(1, Math.ceil(16384 / bs)) : 1,
+      });
+    } catch (e) {
+      if (e instanceof RangeError)
+        throw unsupported(`${n.path}: ${e.message}`, { op: OP, data: { path: n.path } });
+      throw e;
+    }
+    n.indexed = layout.indexed;
+    const shape = layout.indexed ? htreeShape(layout.blocks) : { levels: 0, nodes: 0 };
+    const seed = seedOf(n);
+    layout.blocks.forEach((b, i) => {
+      checksumDirBlock(b, i, layout.indexed, shape.levels, shape.nodes, seed);
+    });
+    n.extents = allocExtents(layout.blocks.length);
+    n.size = layout.blocks.length * bs;
+    for (const x of n.extents)
+      for (let i = 0; i < x.len; i++)
+        await writer.put(x.physical + i, layout.blocks[x.logical + i] as Uint8Array);
+    await finishExtents(n);
+  }
+  // slow symlinks and xattr blocks
+  for (const n of nodes) {
+    if (n.type === "symlink" && (n.target as Uint8Array).length >= 60) {
+      n.extents = allocExtents(1);
+      const blk = new Uint8Array(bs);
+      blk.set(n.target as Uint8Array);
+      await writer.put((n.extents[0] as Extent4).physical, blk);
+      await finishExtents(n);
+    }
+    if (n.xattrs.length > 0 && 4 + xattrSpace(n.xattrs) > geo.inodeSize - 128 - INODE_EXTRA_ISIZE) {
+      if (32 + xattrSpace(n.xattrs) > bs) {
+        throw unsupported(
+          `${n.path}: xattrs take ${xattrSpace(n.xattrs)} bytes, more than one ${bs}-byte block`,
+          { op: OP, data: { path: n.path } },
+        );
+      }
+      const blk = encodeXattrBlock(n.xattrs, bs);
+      n.xattrBlock = allocOne();
+      new DataView(blk.buffer).setUint32(
+        0x10,
+        xattrBlockChecksum(blk, n.xattrBlock, csumSeed),
+        true,
+      );
+      await writer.put(n.xattrBlock, blk);
+    }
+  }
+  await writer.flush();
+
+  // file contents
+  let done = 0;
+  const zero = Buffer.alloc(bs);
+  for (const n of nodes) {
+    if (n.type !== "file") continue;
+    throwIfAborted(signal, OP);
+    if (n.size > 0 && n.content) {
+      const extents: Extent4[] = [];
+      let logical = 0;
+      let read = 0;
+      const carry = Buffer.alloc(bs);
+      let carryLen = 0;
+      const putBlock = async (blk: Uint8Array) => {
+        if (zero.equals(blk)) {
+          logical++;
+          return;
+        }
+        const p = allocOne();
+        const last = extents[extents.length - 1];
+        if (
+          last &&
+          last.physical + last.len === p &&
+          last.logical + last.len === logical &&
+          last.len < MAX_EXTENT_LEN
+        )
+          last.len++;
+        else extents.push({ logical, physical: p, len: 1 });
+        logical++;
+        await writer.put(p, blk);
+      };
+      const stream = await n.content();
+      for await (const chunk0 of stream) {
+        const chunk =
+          chunk0 instanceof Buffer
+            ? chunk0
+            : Buffer.from(chunk0.buffer, chunk0.byteOffset, chunk0.byteLength);
+        read += chunk.length;
+        if (read > n.size)
+          throw new ImageModeError(
+            "SIZE_MISMATCH",
+            `${n.path}: content is longer than its size ${n.size}`,
+            { op: OP, data: { path: n.path } },
+          );
+        let off = 0;
+        if (carryLen > 0) {
+          const take = Math.min(bs - carryLen, chunk.length);
+          chunk.copy(carry, carryLen, 0, take);
+          carryLen += take;
+          off = take;
+          if (carryLen === bs) {
+            await putBlock(Buffer.from(carry));
+            carryLen = 0;
+          }
+        }
+        while (chunk.length - off >= bs) {
+          await putBlock(chunk.subarray(off, off + bs));
+          off += bs;
+        }
+        if (off < chunk.length) {
+          chunk.copy(carry, 0, off);
+          carryLen = chunk.length - off;
+        }
+        // the producer may reuse its chunk once we ask for the next one
+        await writer.flush();
+        done += chunk.length;
+        onProgress?.({ type: "bytes", task: "disk.ext4", done, total: contentTotal });
+        throwIfAborted(signal, OP);
+      }
+      if (read !== n.size)
+        throw new ImageModeError(
+          "SIZE_MISMATCH",
+          `${n.path}: content has ${read} bytes, its size says ${n.size}`,
+          { op: OP, data: { path: n.path } },
+        );
+      if (carryLen > 0) {
+        carry.fill(0, carryLen);
+        await putBlock(Buffer.from(carry));
+      }
+      await writer.flush();
+      n.extents = extents;
+    }
+    await finishExtents(n);
+  }
+  await writer.flush();
+
+  // inode tables
+  const ipg = geo.inodesPerGroup;
+  const isz = geo.inodeSize;
+  const tables = new Map<number, Uint8Array>();
+  const slot = (ino: number): Uint8Array => {
+    const g = Math.floor((ino - 1) / ipg);
+    let t = tables.get(g);
+    if (!t) {
+      const used = Math.min(ipg, maxIno - g * ipg);
+      t = new Uint8Array(used * isz);
+      tables.set(g, t);
+    }
+    const i = (ino - 1) % ipg;
+    return t.subarray(i * isz, (i + 1) * isz);
+  };
+  for (let ino = 1; ino <= maxIno; ino++) slot(ino);
+  const usedDirs = new Array<number>(geo.groupCount).fill(0);
+  let files = 0;
+  let directories = 0;
+  let symlinks = 0;
+  let specials = 0;
+  for (const n of nodes) {
+    const raw = slot(n.ino);
+    encodeNodeInode(n, raw, bs, sde);
+    setInodeChecksum(raw, n.ino, csumSeed);
+    if (n.type === "dir") {
+      directories++;
+      const gi = Math.floor((n.ino - 1) / ipg);
+      usedDirs[gi] = (usedDirs[gi] as number) + 1;
+    } else if (n.type === "file") files++;
+    else if (n.type === "symlink") symlinks++;
+    else specials++;
+  }
+  for (const [g, t] of tables) await sink.write(geo.groups[g]!.inodeTable * bs, t);
+
+  // bitmaps, descriptors, superblocks
+  const gdt = new Uint8Array(geo.gdtBlocks * bs);
+  let freeBlocks = 0;
+  for (let g = 0; g < geo.groupCount; g++) {
+    const grp = geo.groups[g]!;
+    const bb = new Uint8Array(bs);
+    for (let i = 0; i < geo.blocksPerGroup; i++) {
+      if (i >= grp.blocks || bitmap.isUsed(grp.start + i))
+        bb[i >>> 3] = (bb[i >>> 3] as number) | (1 << (i & 7));
+    }
+    const freeB = bitmap.freeIn(grp.start, grp.blocks);
+    freeBlocks += freeB;
+    const usedI = Math.max(0, Math.min(ipg, maxIno - g * ipg));
+    const ib = new Uint8Array(bs);
+    for (let i = 0; i < usedI; i++) ib[i >>> 3] = (ib[i >>> 3] as number) | (1 << (i & 7));
+    for (let i = ipg; i < bs * 8; i++) ib[i >>> 3] = (ib[i >>> 3] as number) | (1 << (i & 7));
+    await sink.write(grp.blockBitmap * bs, bb);
+    await sink.write(grp.inodeBitmap * bs, ib);
+    const desc = encodeGroupDescriptor(
+      {
+        blockBitmap: grp.blockBitmap,
+        inodeBitmap: grp.inodeBitmap,
+        inodeTable: grp.inodeTable,
+        freeBlocks: freeB,
+        freeInodes: ipg - usedI,
+        usedDirs: usedDirs[g] as number,
+        flags: (usedI === 0 ? BG_FLAGS.inodeUninit : 0) | BG_FLAGS.itableZeroed,
+        blockBitmapCsum: bitmapChecksum(bb.subarray(0, geo.blocksPerGroup / 8), csumSeed),
+        inodeBitmapCsum: bitmapChecksum(ib.subarray(0, ipg / 8), csumSeed),
+        itableUnused: ipg - usedI,
+      },
+      g,
+      geo.descSize,
+      csumSeed,
+    );
+    gdt.set(desc, g * geo.descSize);
+  }
+  const freeInodes = geo.inodesCount - maxIno;
+  const sbBase = {
+    inodesCount: geo.inodesCount,
+    blocksCountLo: geo.blocksCount >>> 0,
+    blocksCountHi: Math.floor(geo.blocksCount / 2 ** 32),
+    rBlocksCountLo: geo.reservedBlocks >>> 0,
+    rBlocksCountHi: Math.floor(geo.reservedBlocks / 2 ** 32),
+    freeBlocksCountLo: freeBlocks >>> 0,
+    freeBlocksCountHi: Math.floor(freeBlocks / 2 ** 32),
+    freeInodesCount: freeInodes,
+    firstDataBlock: geo.firstDataBlock,
+    logBlockSize: Math.log2(bs) - 10,
+    logClusterSize: Math.log2(bs) - 10,
+    blocksPerGroup: geo.blocksPerGroup,
+    clustersPerGroup: geo.blocksPerGroup,
+    inodesPerGroup: ipg,
+    mtime: 0,
+    wtime: sde >>> 0,
+    mntCount: 0,
+    maxMntCount: 0xffff,
+    magic: EXT4_MAGIC,
+    state: 1,
+    errors: 1,
+    minorRevLevel: 0,
+    lastcheck: sde >>> 0,
+    checkinterval: 0,
+    creatorOs: 0,
+    revLevel: 1,
+    firstIno: 11,
+    inodeSize: isz,
+    featureCompat: FEATURE.compat.extAttr | FEATURE.compat.dirIndex,
+    featureIncompat:
+      FEATURE.incompat.filetype |
+      FEATURE.incompat.extents |
+      FEATURE.incompat.bit64 |
+      FEATURE.incompat.flexBg,
+    featureRoCompat:
+      FEATURE.roCompat.sparseSuper |
+      FEATURE.roCompat.largeFile |
+      FEATURE.roCompat.hugeFile |
+      FEATURE.roCompat.dirNlink |
+      FEATURE.roCompat.extraIsize |
+      FEATURE.roCompat.metadataCsum,
+    uuid,
+    volumeName: new Uint8Array(labelBytes),
+    hashSeed: hashSeedBytes,
+    defHashVersion: hashVersion,
+    descSize: geo.descSize,
+    defaultMountOpts: 0x000c, // user_xattr, acl
+    mkfsTime: sde >>> 0,
+    minExtraIsize: INODE_EXTRA_ISIZE,
+    wantExtraIsize: INODE_EXTRA_ISIZE,
+    flags: 0x2, // unsigned directory hash
+    logGroupsPerFlex: geo.logGroupsPerFlex,
+    checksumType: 1,
+  };
+  for (let g = 0; g < geo.groupCount; g++) {
+    const grp = geo.groups[g]!;
+    if (!grp.hasSuper) continue;
+    const sb = encodeSuperblock({ ...sbBase, blockGroupNr: g });
+    await sink.write(g === 0 ? 1024 : grp.start * bs, sb);
+    await sink.write((grp.start + 1) * bs, gdt);
+  }
+  onProgress?.({ type: "done", task: "disk.ext4", bytes: done });
+  return {
+    uuid: formatUuid(uuid),
+    label,
+    blockSize: bs,
+    blocksCount: geo.blocksCount,
+    sizeBytes: geo.blocksCount * bs,
+    groupCount: geo.groupCount,
+    inodesCount: geo.inodesCount,
+    usedInodes: maxIno,
+    freeBlocks,
+    freeInodes,
+    files,
+    directories,
+    symlinks,
+    specials,
+    contentBytes: done,
+  };
+}
+
+function encodeNodeInode(n: Node, raw: Uint8Array, bs: number, sde: number): void {
+  let flags = 0;
+  let iBlock: Uint8Array = new Uint8Array(60);
+  let dataBlocks = 0;
+  for (const x of n.extents) dataBlocks += x.len;
+  if (
+    n.type === "file" ||
+    n.type === "dir" ||
+    (n.type === "symlink" && (n.target as Uint8Array).length >= 60)
+  ) {
+    flags |= INODE_FLAGS.extents;
+    iBlock = n.iBlock ?? iBlock;
+    if (n.indexed) flags |= INODE_FLAGS.index;
+  } else if (n.type === "symlink") {
+    iBlock.set(n.target as Uint8Array);
+  } else if (n.type === "chardev" || n.type === "blockdev") {
+    const { major, minor } = devParts(n.rdev);
+    const dv = new DataView(iBlock.buffer);
+    if (major < 256 && minor < 256) dv.setUint32(0, (major << 8) | minor, true);
+    else dv.setUint32(4, ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0, true);
+  }
+  const sectors = (dataBlocks + n.treeBlocks + (n.xattrBlock ? 1 : 0)) * (bs / 512);
+  const m = encodeTime(n.mtime);
+  const s = encodeTime(sde);
+  let links = n.links;
+  if (n.type === "dir") {
+    links = 2;
+    for (const c of n.children ?? []) if (c.node.type === "dir") links++;
+    if (links >= 65000) links = 1;
+  }
+  encodeInode(
+    {
+      mode: S_IF[n.type] | n.mode,
+      uidLo: n.uid & 0xffff,
+      uidHigh: n.uid >>> 16,
+      gidLo: n.gid & 0xffff,
+      gidHigh: n.gid >>> 16,
+      sizeLo: n.size >>> 0,
+      sizeHigh: Math.floor(n.size / 2 ** 32),
+      atime: m.lo,
+      atimeExtra: m.extra,
+      ctime: m.lo,
+      ctimeExtra: m.extra,
+      mtime: m.lo,
+      mtimeExtra: m.extra,
+      crtime: s.lo,
+      crtimeExtra: s.extra,
+      linksCount: links,
+      blocksLo: sectors >>> 0,
+      blocksHigh: Math.floor(sectors / 2 ** 32),
+      flags,
+      block: iBlock,
+      generation: 0,
+      fileAclLo: n.xattrBlock >>> 0,
+      fileAclHigh: Math.floor(n.xattrBlock / 2 ** 32),
+      extraIsize: INODE_EXTRA_ISIZE,
+    },
+    raw,
+  );
+  if (n.xattrs.length > 0 && !n.xattrBlock)
+    encodeInodeXattrs(n.xattrs, raw.subarray(128 + INODE_EXTRA_ISIZE));
+}
