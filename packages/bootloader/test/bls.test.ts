@@ -100,7 +100,10 @@ describe("file names and boot counting", () => {
   it("renames on attempts and blessing: +3 → +2-1 → +1-2 → +0-3 (stays), bless → plain", () => {
     let n = "ostree-1+3.conf";
     const seen = [n];
-    for (let i = 0; i < 4; i++) seen.push((n = countBootAttempt(n)));
+    for (let i = 0; i < 4; i++) {
+      n = countBootAttempt(n);
+      seen.push(n);
+    }
     expect(seen).toEqual([
       "ostree-1+3.conf",
       "ostree-1+2-1.conf",
