@@ -9,7 +9,7 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ImageModeError } from "@imagemode/core";
 import { cached, recipeHash } from "./internal/cache.js";
 import { debFile, extractDeb } from "./internal/debs.js";
@@ -173,7 +173,7 @@ export async function buildFixtureImage(): Promise<FixtureImage> {
     RECIPE_VERSION,
     "image",
     k.kver,
-    await readFile(k.initramfs, "base64"),
+    basename(dirname(k.vmlinuz)),
     OS_INIT,
     JSON.stringify(ETC_FILES),
     osRelease("1"),

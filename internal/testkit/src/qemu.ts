@@ -26,6 +26,8 @@ export interface BootCommonOptions {
   expect?: string | RegExp;
   /** Also write the serial console to this file. */
   logFile?: string;
+  /** Called with each console line as it arrives (for narration; libraries never print). */
+  onConsole?: (line: string) => void;
   /** Guest memory in MiB (default 512). */
   memoryMb?: number;
   signal?: AbortSignal;
@@ -110,6 +112,7 @@ async function runQemu(
   track(child);
   let log = "";
   let stderr = "";
+  let pending = "";
   return new Promise<BootResult>((resolve, reject) => {
     let settled = false;
     const finish = (err: Error | undefined) => {
@@ -154,7 +157,14 @@ async function runQemu(
     if (options.signal?.aborted) onAbort();
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (chunk: string) => {
-      log += chunk.replace(/\r/g, "");
+      const text = chunk.replace(/\r/g, "");
+      log += text;
+      if (options.onConsole) {
+        pending += text;
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) options.onConsole(line);
+      }
       // Success with a marker is judged here; everything else when QEMU exits (panic=-1,
       // poweroff -f and -no-reboot make every guest outcome end the process).
       if (options.expect !== undefined && matches(log, options.expect)) finish(undefined);

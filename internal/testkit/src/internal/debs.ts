@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageModeError } from "@imagemode/core";
 import { cacheRoot } from "./cache.js";
@@ -65,8 +65,22 @@ async function kernelFromApt(): Promise<string | undefined> {
  */
 export async function kernelPackage(): Promise<string> {
   if (process.env.IMAGEMODE_KERNEL_PKG) return process.env.IMAGEMODE_KERNEL_PKG;
+  // `apt-cache depends` takes ~1 s: remember its answer for a day.
+  const memo = join(cacheRoot(), "kernel-package");
+  const known = await stat(memo).then(
+    async (s) =>
+      Date.now() - s.mtimeMs < 86_400_000 ? (await readFile(memo, "utf8")).trim() : undefined,
+    () => undefined,
+  );
+  if (known) return known;
   const fromApt = await kernelFromApt();
-  if (fromApt) return fromApt;
+  if (fromApt) {
+    await mkdir(cacheRoot(), { recursive: true });
+    const tmp = `${memo}.${process.pid}`;
+    await writeFile(tmp, `${fromApt}\n`);
+    await rename(tmp, memo);
+    return fromApt;
+  }
   const names = (await readdir(debsDir()).catch(() => [] as string[]))
     .filter((n) => /^linux-image-.*-cloud-amd64_.*\.deb$/.test(n))
     .sort();
