@@ -39,7 +39,7 @@ export async function bootctlList(
     "set -e",
     'w=$(mktemp -d); mkdir "$w/esp" "$w/boot"',
     'mount -t tmpfs none "$w/esp"; cp -r "$1/." "$w/esp/"',
-    'mount -t tmpfs none "$w/boot"; cp -r "$2/." "$w/boot/"',
+    'mount -t tmpfs none "$w/boot"; if [ -d "$2" ]; then cp -r "$2/." "$w/boot/"; fi',
     'SYSTEMD_RELAX_ESP_CHECKS=1 SYSTEMD_RELAX_XBOOTLDR_CHECKS=1 bootctl --no-variables --esp-path="$w/esp" --boot-path="$w/boot" list --no-pager',
     'umount "$w/esp" "$w/boot"; rmdir "$w/esp" "$w/boot" "$w"',
   ].join("\n");
