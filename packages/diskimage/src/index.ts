@@ -71,3 +71,19 @@ export {
 } from "./vfat/geometry.js";
 export { basisName, lfnChecksum, lfnEntries, shortNameFor } from "./vfat/names.js";
 export { type VfatOptions, type VfatResult, writeVfat } from "./vfat/write.js";
+export {
+  type DiskFormat,
+  type FilesystemWriter,
+  type PartitionContent,
+  type WriteDiskOptions,
+  type WriteDiskResult,
+  writeDisk,
+} from "./write-disk.js";
+export {
+  copyFileIntoSink,
+  type ExecFn,
+  execHost,
+  writeXfs,
+  type XfsOptions,
+  type XfsResult,
+} from "./xfs.js";

@@ -1,0 +1,278 @@
+import * as fsp from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import {
+  type ByteStream,
+  type FileTree,
+  ImageModeError,
+  invalidArgument,
+  type OpOptions,
+  type ProgressListener,
+  throwIfAborted,
+  toImageModeError,
+} from "@imagemode/core";
+import { type BlockSink, FileBlockSink, offsetSink } from "./block-sink.js";
+import type { DiskLayout, PlannedPartition } from "./layout.js";
+import { writeQcow2 } from "./outputs/qcow2.js";
+import type { RawSource } from "./outputs/source.js";
+import { writeVhd } from "./outputs/vhd.js";
+import { writeVmdk } from "./outputs/vmdk.js";
+import { writePartitionTable } from "./partition-table.js";
+import { writeVfat } from "./vfat/write.js";
+import { copyFileIntoSink, type ExecFn, writeXfs } from "./xfs.js";
+
+/** Output formats of {@link writeDisk}. */
+export type DiskFormat = "raw" | "qcow2" | "vmdk" | "vhd";
+
+/** What goes into one partition. */
+export interface PartitionContent {
+  /** `vfat`/`ext4`/`xfs` build a filesystem from `tree`; `raw` copies `bytes` or `file` as they are. */
+  fs: "vfat" | "ext4" | "xfs" | "raw";
+  tree?: FileTree;
+  /** Raw content: bytes or a byte stream, written from the partition's first byte. */
+  bytes?: Uint8Array | ByteStream;
+  /** Raw content: a file (e.g. a filesystem image made by `mkfs`), copied from the partition's first byte. */
+  file?: string;
+}
+
+/** A filesystem writer for one partition (the ext4 writer has this shape). */
+export type FilesystemWriter = (
+  tree: FileTree,
+  sink: BlockSink,
+  options: {
+    size: number;
+    label?: string;
+    uuid: string;
+    signal?: AbortSignal;
+    onProgress?: ProgressListener;
+  },
+) => Promise<unknown>;
+
+/** Options of {@link writeDisk}. */
+export interface WriteDiskOptions extends OpOptions {
+  /** The image file to create (replaced atomically at the end). */
+  output: string;
+  format?: DiskFormat;
+  /** qcow2: compress clusters with zlib. */
+  compress?: boolean;
+  /** The ext4 writer (default: this package's own). */
+  ext4?: FilesystemWriter;
+  /** How host tools (mkfs.xfs) are run. */
+  exec?: ExecFn;
+  /** Where staging files go (default: next to `output`). */
+  tmpDir?: string;
+}
+
+/** What {@link writeDisk} made. */
+export interface WriteDiskResult {
+  output: string;
+  format: DiskFormat;
+  /** Virtual size of the disk. */
+  size: number;
+  /** Bytes of the disk that hold data (everything else is a hole / left out). */
+  dataBytes: number;
+  /** Size of the output file. */
+  fileSize: number;
+  partitions: { name: string; fs: string; offset: number; size: number }[];
+}
+
+const op = "diskimage.writeDisk";
+
+async function defaultExt4(): Promise<FilesystemWriter | undefined> {
+  const mod = (await import("./ext4/writer.js")) as Record<string, unknown>;
+  const w = mod.writeExt4;
+  if (typeof w !== "function") return undefined;
+  return (tree, sink, o) =>
+    (w as (t: FileTree, s: BlockSink, o: Record<string, unknown>) => Promise<unknown>)(tree, sink, {
+      sizeBytes: o.size,
+      ...(o.label ? { label: o.label } : {}),
+      uuid: o.uuid,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    });
+}
+
+async function writeRawContent(
+  p: PlannedPartition,
+  c: PartitionContent,
+  sink: BlockSink,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (c.file) {
+    await copyFileIntoSink(c.file, sink, p.size, signal);
+    return;
+  }
+  if (!c.bytes)
+    throw invalidArgument(`partition ${p.name}: fs raw needs bytes or file`, {
+      op,
+      data: { partition: p.name },
+    });
+  if (c.bytes instanceof Uint8Array) {
+    if (c.bytes.length > p.size)
+      throw invalidArgument(
+        `partition ${p.name}: ${c.bytes.length} bytes do not fit in ${p.size}`,
+        { op, data: { partition: p.name } },
+      );
+    for (let o = 0; o < c.bytes.length; o += 1 << 20)
+      await sink.write(o, c.bytes.subarray(o, Math.min(c.bytes.length, o + (1 << 20))));
+    return;
+  }
+  let pos = 0;
+  for await (const chunk of c.bytes) {
+    throwIfAborted(signal, op);
+    if (pos + chunk.length > p.size)
+      throw invalidArgument(
+        `partition ${p.name}: content is larger than the ${p.size}-byte partition`,
+        { op, data: { partition: p.name } },
+      );
+    await sink.write(pos, chunk);
+    pos += chunk.length;
+  }
+}
+
+/**
+ * Writes a disk image from a planned layout (see `planLayout`/`defaultLayout`): the partition table,
+ * then each partition's content through a window of the disk sink, into a sparse staging file next
+ * to the output; then converts it (qcow2, vmdk, vhd) reading only the written extents, and renames
+ * the result into place. Nothing outside `output` (and its staging files, removed on failure) is
+ * written. Progress: `disk.write` (start/step per partition/done), the filesystem writers' own
+ * tasks (`disk.vfat`, `disk.ext4`, `disk.xfs`) and the converter's (`disk.qcow2`, `disk.vmdk`, `disk.vhd`).
+ */
+export async function writeDisk(
+  layout: DiskLayout,
+  contents: Record<string, PartitionContent>,
+  options: WriteDiskOptions,
+): Promise<WriteDiskResult> {
+  const { signal, onProgress } = options;
+  const format = options.format ?? "raw";
+  if (!["raw", "qcow2", "vmdk", "vhd"].includes(format))
+    throw invalidArgument(`unknown disk format ${JSON.stringify(format)} (raw, qcow2, vmdk, vhd)`, {
+      op,
+    });
+  const byName = new Map(layout.partitions.map((p) => [p.name, p]));
+  for (const [name, c] of Object.entries(contents)) {
+    const p = byName.get(name);
+    if (!p)
+      throw invalidArgument(
+        `no partition named ${JSON.stringify(name)} in the layout (${[...byName.keys()].join(", ")})`,
+        { op, data: { partition: name } },
+      );
+    if (c.fs !== "raw" && !c.tree)
+      throw invalidArgument(`partition ${name}: fs ${c.fs} needs a tree`, {
+        op,
+        data: { partition: name },
+      });
+    if (!["vfat", "ext4", "xfs", "raw"].includes(c.fs))
+      throw invalidArgument(`partition ${name}: unknown fs ${JSON.stringify(c.fs)}`, {
+        op,
+        data: { partition: name },
+      });
+  }
+  const outDir = dirname(options.output);
+  const stagingDir = options.tmpDir ?? outDir;
+  const tag = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const staging = join(stagingDir, `.${basename(options.output)}.${tag}.raw`);
+  const converted = join(outDir, `.${basename(options.output)}.${tag}.${format}`);
+  const work = Object.entries(contents);
+  let sink: FileBlockSink | undefined;
+  try {
+    sink = await FileBlockSink.create(staging, layout.size);
+    onProgress?.({
+      type: "start",
+      task: "disk.write",
+      total: work.length + 1,
+      description: `${layout.table.toUpperCase()} ${layout.size} bytes → ${format}`,
+    });
+    await writePartitionTable(layout, sink);
+    let step = 0;
+    for (const [name, c] of work) {
+      throwIfAborted(signal, op);
+      const p = byName.get(name)!;
+      step++;
+      onProgress?.({
+        type: "step",
+        task: "disk.write",
+        step,
+        steps: work.length,
+        description: `${name}: ${c.fs}`,
+      });
+      const part = offsetSink(sink, p.offset, p.size);
+      const fo = { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) };
+      if (c.fs === "vfat") {
+        await writeVfat(c.tree!, part, {
+          size: p.size,
+          volumeId: p.fatVolumeId,
+          bytesPerSector: layout.sectorSize,
+          hiddenSectors: p.startLba,
+          ...(p.fsLabel ? { label: p.fsLabel } : {}),
+          ...fo,
+        });
+      } else if (c.fs === "ext4") {
+        const w = options.ext4 ?? (await defaultExt4());
+        if (!w) throw new ImageModeError("UNSUPPORTED", "no ext4 writer available", { op });
+        await w(c.tree!, part, {
+          size: p.size,
+          uuid: p.fsUuid,
+          ...(p.fsLabel ? { label: p.fsLabel } : {}),
+          ...fo,
+        });
+      } else if (c.fs === "xfs") {
+        await writeXfs(c.tree!, part, {
+          size: p.size,
+          uuid: p.fsUuid,
+          ...(p.fsLabel ? { label: p.fsLabel } : {}),
+          ...(options.exec ? { exec: options.exec } : {}),
+          ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+          ...fo,
+        });
+      } else {
+        await writeRawContent(p, c, part, signal);
+      }
+    }
+    await sink.sync();
+    await sink.close();
+    const src: RawSource = { path: staging, size: layout.size, extents: sink.written.extents() };
+    const dataBytes = sink.written.bytes;
+    let fileSize = layout.size;
+    const co = { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) };
+    if (format === "raw") {
+      await fsp.rename(staging, options.output);
+    } else {
+      if (format === "qcow2")
+        fileSize = (
+          await writeQcow2(src, converted, {
+            ...co,
+            ...(options.compress ? { compress: true } : {}),
+          })
+        ).fileSize;
+      else if (format === "vmdk") fileSize = (await writeVmdk(src, converted, co)).fileSize;
+      else
+        fileSize = (
+          await writeVhd(src, converted, {
+            ...co,
+            uniqueId: layout.table === "gpt" ? layout.diskId : undefined,
+          })
+        ).fileSize;
+      await fsp.rename(converted, options.output);
+      await fsp.rm(staging, { force: true });
+    }
+    onProgress?.({ type: "done", task: "disk.write", bytes: fileSize });
+    return {
+      output: options.output,
+      format,
+      size: layout.size,
+      dataBytes,
+      fileSize,
+      partitions: work.map(([name, c]) => ({
+        name,
+        fs: c.fs,
+        offset: byName.get(name)!.offset,
+        size: byName.get(name)!.size,
+      })),
+    };
+  } catch (e) {
+    await sink?.close().catch(() => {});
+    await fsp.rm(staging, { force: true }).catch(() => {});
+    await fsp.rm(converted, { force: true }).catch(() => {});
+    throw toImageModeError(e, op, { output: options.output });
+  }
+}

@@ -1,0 +1,224 @@
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type ProgressEvent, readHostDirectory } from "@imagemode/core";
+import { describe, expect, it } from "vitest";
+import { planLayout } from "../src/layout.js";
+import { readPartitionTable } from "../src/partition-table.js";
+import { writeDisk } from "../src/write-disk.js";
+import { run, sbinEnv, withTemp } from "./helpers/tools.js";
+import { bytesOf, memTree, sha } from "./helpers/trees.js";
+
+const MiB = 1 << 20;
+
+async function extract(disk: string, offset: number, size: number, out: string) {
+  const r = await run("dd", [
+    `if=${disk}`,
+    `of=${out}`,
+    "bs=1M",
+    `skip=${offset / MiB}`,
+    `count=${size / MiB}`,
+    "conv=sparse",
+    "status=none",
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+describe("writeDisk", () => {
+  it("GPT + vfat ESP + xfs root (mkfs.xfs protofile) + raw partition, as qcow2: every tool agrees", async () => {
+    await withTemp(async (dir) => {
+      const layout = planLayout({
+        size: 420 * MiB,
+        seed: "write-disk",
+        partitions: [
+          { name: "esp", type: "esp", size: 64 * MiB, fs: "vfat", fsLabel: "EFI-SYSTEM" },
+          { name: "blob", type: "linux", size: 4 * MiB, fs: "raw" },
+          { name: "root", type: "root-x86-64", size: "fill", fs: "xfs", fsLabel: "root" },
+        ],
+      });
+      const blob = bytesOf(9, 3 * MiB + 5);
+      const events: ProgressEvent[] = [];
+      const out = join(dir, "disk.qcow2");
+      const res = await writeDisk(
+        layout,
+        {
+          esp: {
+            fs: "vfat",
+            tree: memTree([
+              { path: "EFI", type: "dir" },
+              { path: "EFI/BOOT", type: "dir" },
+              { path: "EFI/BOOT/BOOTX64.EFI", type: "file", data: bytesOf(1, 100_000) },
+            ]),
+          },
+          blob: { fs: "raw", bytes: blob },
+          root: {
+            fs: "xfs",
+            tree: (async function* () {
+              yield { path: ".", type: "dir" as const, mode: 0o755, uid: 0, gid: 0 };
+              yield { path: "etc", type: "dir" as const, mode: 0o755, uid: 0, gid: 0 };
+              const content = new TextEncoder().encode("ID=fixture\n");
+              yield {
+                path: "etc/os-release",
+                type: "file" as const,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: content.length,
+                inode: "i1",
+                content: async () =>
+                  (async function* () {
+                    yield content;
+                  })(),
+              };
+              yield {
+                path: "etc/os-release-link",
+                type: "file" as const,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: content.length,
+                inode: "i1",
+                content: async () =>
+                  (async function* () {
+                    yield content;
+                  })(),
+              };
+              yield { path: "usr", type: "dir" as const, mode: 0o755, uid: 0, gid: 0 };
+              yield { path: "usr/bin", type: "dir" as const, mode: 0o755, uid: 0, gid: 0 };
+              yield {
+                path: "usr/bin/su",
+                type: "file" as const,
+                mode: 0o4755,
+                uid: 0,
+                gid: 0,
+                size: 4,
+                content: async () =>
+                  (async function* () {
+                    yield new Uint8Array([1, 2, 3, 4]);
+                  })(),
+              };
+              yield { path: "home", type: "dir" as const, mode: 0o700, uid: 1000, gid: 1000 };
+              yield {
+                path: "dev-null",
+                type: "chardev" as const,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+                rdev: (1 << 8) | 3,
+              };
+              yield {
+                path: "bin",
+                type: "symlink" as const,
+                mode: 0o777,
+                uid: 0,
+                gid: 0,
+                linkTarget: "usr/bin",
+              };
+            })(),
+          },
+        },
+        { output: out, format: "qcow2", onProgress: (e) => events.push(e) },
+      );
+      expect(res.format).toBe("qcow2");
+      expect(events.filter((e) => e.task === "disk.write").map((e) => e.type)).toEqual([
+        "start",
+        "step",
+        "step",
+        "step",
+        "done",
+      ]);
+      expect(events.some((e) => e.task === "disk.qcow2" && e.type === "done")).toBe(true);
+      const warns = events
+        .filter((e) => e.type === "warn")
+        .map((e) => (e.type === "warn" ? e.message : ""));
+      expect(warns.join("\n")).toMatch(/hard link\(s\) became separate copies/);
+      expect((await readdir(dir)).sort()).toEqual(["disk.qcow2"]); // no staging left behind
+      const check = await run("qemu-img", ["check", out]);
+      expect(check.stdout).toMatch(/No errors were found/);
+      const raw = join(dir, "back.raw");
+      expect((await run("qemu-img", ["convert", "-O", "raw", out, raw])).code).toBe(0);
+      expect((await run("sgdisk", ["-v", raw], sbinEnv)).stdout).toContain("No problems found");
+      const table = await readPartitionTable(raw);
+      expect(table.partitions.map((p) => [p.label, p.typeName])).toEqual([
+        ["esp", "esp"],
+        ["blob", "linux"],
+        ["root", "root-x86-64"],
+      ]);
+      const [esp, blobP, root] = layout.partitions as [
+        (typeof layout.partitions)[0],
+        (typeof layout.partitions)[0],
+        (typeof layout.partitions)[0],
+      ];
+      await extract(raw, esp.offset, esp.size, join(dir, "esp.img"));
+      const fsck = await run("fsck.vfat", ["-n", join(dir, "esp.img")], sbinEnv);
+      expect(fsck.code, fsck.stdout).toBe(0);
+      const blkid = await run("blkid", ["-o", "export", join(dir, "esp.img")], sbinEnv);
+      expect(blkid.stdout).toContain("LABEL=EFI-SYSTEM");
+      await extract(raw, blobP.offset, blobP.size, join(dir, "blob.img"));
+      expect(sha((await readFile(join(dir, "blob.img"))).subarray(0, blob.length))).toBe(sha(blob));
+      await extract(raw, root.offset, root.size, join(dir, "root.img"));
+      const repair = await run("xfs_repair", ["-n", "-f", join(dir, "root.img")], sbinEnv);
+      expect(repair.code, repair.stderr).toBe(0);
+      const rb = await run("blkid", ["-o", "export", join(dir, "root.img")], sbinEnv);
+      expect(rb.stdout).toContain(`UUID=${root.fsUuid}`);
+      expect(rb.stdout).toContain("LABEL=root");
+      const db = await run(
+        "xfs_db",
+        [
+          "-r",
+          "-c",
+          "path /usr/bin/su",
+          "-c",
+          "print core.mode core.uid",
+          "-c",
+          "path /home",
+          "-c",
+          "print core.mode core.uid core.gid",
+          "-c",
+          "path /dev-null",
+          "-c",
+          "print core.mode",
+          join(dir, "root.img"),
+        ],
+        sbinEnv,
+      );
+      expect(db.stdout).toMatch(/core.mode = 0104755\s+core.uid = 0/);
+      expect(db.stdout).toMatch(/core.mode = 040700\s+core.uid = 1000\s+core.gid = 1000/);
+      expect(db.stdout).toMatch(/core.mode = 020666/);
+    });
+  });
+
+  it("raw output is sparse, rejects unknown partitions, and cleans up on failure", async () => {
+    await withTemp(async (dir) => {
+      const layout = planLayout({
+        size: 64 * MiB,
+        seed: "s",
+        partitions: [{ name: "esp", type: "esp", size: "fill" }],
+      });
+      const out = join(dir, "d.raw");
+      await mkdir(join(dir, "src"));
+      await writeFile(join(dir, "src", "src.txt"), "x");
+      await writeDisk(
+        layout,
+        { esp: { fs: "vfat", tree: readHostDirectory(join(dir, "src")) } },
+        { output: out },
+      );
+      expect((await stat(out)).size).toBe(64 * MiB);
+      expect((await stat(out)).blocks * 512).toBeLessThan(4 * MiB);
+      await expect(
+        writeDisk(
+          layout,
+          { nope: { fs: "raw", bytes: new Uint8Array(1) } },
+          { output: join(dir, "x.raw") },
+        ),
+      ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      await expect(
+        writeDisk(
+          layout,
+          { esp: { fs: "raw", bytes: new Uint8Array(65 * MiB) } },
+          { output: join(dir, "y.raw") },
+        ),
+      ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      expect((await readdir(dir)).sort()).toEqual(["d.raw", "src"]);
+    });
+  });
+});
