@@ -24,7 +24,7 @@ async function readOptional(path: string): Promise<EtcFile | undefined> {
 }
 
 /**
- * Reads `passwd`, `group`, `shadow`, `gshadow`, `login.defs` from `<rootDir>/<etcDir>` and, for
+ * Reads `passwd`, `group`, `shadow`, `gshadow`, `login.defs`, `default/useradd` from `<rootDir>/<etcDir>` and, for
  * nss-altfiles images, `usr/lib/passwd` and `usr/lib/group`, with their modes and owners.
  *
  * @throws ImageModeError `NOT_FOUND` when `passwd` or `group` is missing.
@@ -35,15 +35,17 @@ export async function readEtcFiles(
 ): Promise<EtcFiles> {
   throwIfAborted(options.signal, "blueprint.readEtcFiles");
   const etc = join(rootDir, options.etcDir ?? "etc");
-  const [passwd, group, shadow, gshadow, loginDefs, libPasswd, libGroup] = await Promise.all([
-    readOptional(join(etc, "passwd")),
-    readOptional(join(etc, "group")),
-    readOptional(join(etc, "shadow")),
-    readOptional(join(etc, "gshadow")),
-    readOptional(join(etc, "login.defs")),
-    readOptional(join(rootDir, "usr/lib/passwd")),
-    readOptional(join(rootDir, "usr/lib/group")),
-  ]);
+  const [passwd, group, shadow, gshadow, loginDefs, libPasswd, libGroup, useraddDefaults] =
+    await Promise.all([
+      readOptional(join(etc, "passwd")),
+      readOptional(join(etc, "group")),
+      readOptional(join(etc, "shadow")),
+      readOptional(join(etc, "gshadow")),
+      readOptional(join(etc, "login.defs")),
+      readOptional(join(rootDir, "usr/lib/passwd")),
+      readOptional(join(rootDir, "usr/lib/group")),
+      readOptional(join(etc, "default/useradd")),
+    ]);
   if (!passwd || !group) {
     throw new ImageModeError("NOT_FOUND", `${etc} has no ${passwd ? "group" : "passwd"} file`, {
       op: "blueprint.readEtcFiles",
@@ -58,5 +60,6 @@ export async function readEtcFiles(
     ...(loginDefs ? { loginDefs } : {}),
     ...(libPasswd ? { libPasswd } : {}),
     ...(libGroup ? { libGroup } : {}),
+    ...(useraddDefaults ? { useraddDefaults } : {}),
   };
 }

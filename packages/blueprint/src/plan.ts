@@ -47,6 +47,8 @@ export interface EtcFiles {
   loginDefs?: string | EtcFile;
   libPasswd?: string | EtcFile;
   libGroup?: string | EtcFile;
+  /** `/etc/default/useradd` (its `SHELL=` is the default shell of new users). */
+  useraddDefaults?: string | EtcFile;
 }
 
 /** Options of {@link planCustomizations}. */
@@ -57,7 +59,7 @@ export interface PlanOptions {
   random?: (size: number) => Uint8Array;
   /** Milliseconds since the epoch, for `shadow`'s last-change day (default `Date.now`). */
   clock?: Clock;
-  /** Shell of new users without `shell` (default `/bin/bash`). */
+  /** Shell of new users without `shell` (default: `SHELL=` of the image's `/etc/default/useradd`, else `/bin/bash`). */
   defaultShell?: string;
 }
 
@@ -264,6 +266,8 @@ export function planCustomizations(
   const defs = parseLoginDefs(text(etcFiles.loginDefs) ?? "");
   const ranges = idRanges(text(etcFiles.loginDefs) === undefined ? undefined : defs);
   const today = Math.floor(clock() / 86_400_000);
+  const useraddShell = /^SHELL=(.+)$/m.exec(text(etcFiles.useraddDefaults) ?? "")?.[1]?.trim();
+  const defaultShell = options.defaultShell ?? (useraddShell || "/bin/bash");
   const c = blueprint.customizations ?? {};
   const notes: string[] = [];
 
@@ -505,7 +509,7 @@ export function planCustomizations(
         String(gid),
         u.description ?? "",
         home,
-        u.shell ?? options.defaultShell ?? "/bin/bash",
+        u.shell ?? defaultShell,
       ];
       appendEntry(passwd, fields);
       changed.passwd = true;
