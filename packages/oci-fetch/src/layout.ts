@@ -282,12 +282,14 @@ export class OciLayout implements Target {
       };
       if (reference && !isDigest(reference))
         entry.annotations = { ...d.annotations, [ANNOTATION_REF_NAME]: reference };
-      const manifests = idx.manifests.filter((m) => {
-        if (reference && !isDigest(reference))
-          return m.annotations?.[ANNOTATION_REF_NAME] !== reference;
-        return !(m.digest === d.digest && m.annotations?.[ANNOTATION_REF_NAME] === undefined);
-      });
-      manifests.push(entry);
+      const named = reference !== "" && !isDigest(reference);
+      const same = (m: Descriptor) =>
+        named
+          ? m.annotations?.[ANNOTATION_REF_NAME] === reference
+          : m.digest === d.digest && m.annotations?.[ANNOTATION_REF_NAME] === undefined;
+      const at = idx.manifests.findIndex(same);
+      const manifests = idx.manifests.filter((m) => !same(m));
+      manifests.splice(at < 0 ? manifests.length : at, 0, entry);
       return { ...idx, schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
     });
   }
