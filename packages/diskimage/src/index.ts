@@ -5,6 +5,28 @@
  * @packageDocumentation
  */
 export { type BlockSink, type Extent, ExtentMap, FileBlockSink, offsetSink } from "./block-sink.js";
+export { type DirHash, DX_HASH, dirHash } from "./ext4/dirhash.js";
+export {
+  type Ext4Geometry,
+  type Ext4GeometryOptions,
+  type GroupLayout,
+  groupHasSuper,
+  MIN_EXT4_BYTES,
+  planExt4,
+} from "./ext4/geometry.js";
+export {
+  checksumSeed,
+  decodeGroupDescriptor,
+  decodeInode,
+  decodeSuperblock,
+  FEATURE as EXT4_FEATURE,
+  type GroupDescriptorRecord,
+  groupDescriptorChecksum,
+  type InodeRecord,
+  type Superblock,
+  superblockChecksum,
+} from "./ext4/structs.js";
+export { type Ext4Result, formatUuid, type WriteExt4Options, writeExt4 } from "./ext4/writer.js";
 export {
   decodeGpt,
   decodeGptEntries,

@@ -26,15 +26,15 @@ export interface SeenEntry {
   xattrs: Record<string, string>;
 }
 
-const TYPE: Record<number, string> = {
-  16807: "file",
-  9604: "dir",
-  21609: "symlink",
-  4802: "chardev",
-  14406: "blockdev",
-  2401: "fifo",
-  26411: "socket",
-};
+const TYPE = new Map<number, string>([
+  [0o100000, "file"],
+  [0o040000, "dir"],
+  [0o120000, "symlink"],
+  [0o020000, "chardev"],
+  [0o060000, "blockdev"],
+  [0o010000, "fifo"],
+  [0o140000, "socket"],
+]);
 
 /** Runs `e2fsck -fn` and returns its exit status and output. */
 export async function e2fsck(img: string): Promise<{ status: number; output: string }> {
@@ -100,7 +100,7 @@ export async function readImage(
           }
           const path = d === "" ? name : `${d}/${name}`;
           const mode = Number.parseInt(m[2] as string, 8);
-          const type = TYPE[mode & 0o170000] ?? "unknown";
+          const type = TYPE.get(mode & 0o170000) ?? "unknown";
           seen.set(path, {
             type,
             mode: mode & 0o7777,
