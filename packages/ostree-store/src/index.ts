@@ -1,3 +1,11 @@
+/**
+ * `@imagemode/ostree-store`: an OSTree repository in pure TypeScript, byte-compatible with
+ * libostree 2022.7 — GVariant, objects, repositories in every mode, commits, checkouts, fsck,
+ * prune — plus OCI image import.
+ *
+ * @packageDocumentation
+ */
+export * from "./checkout.js";
 export * from "./commit.js";
 export * from "./gvariant.js";
 // OCI image import (bootc / ostree-ext layout)
@@ -50,6 +58,9 @@ export {
   unprefixUnescapeRef,
 } from "./import/refs.js";
 export { type ReadTarOptions, readTar, type TarEntry, type TarEntryType } from "./import/tar.js";
+export * from "./maintain.js";
 export * from "./mutable-tree.js";
 export * from "./objects.js";
+export * from "./read.js";
 export * from "./repo.js";
+export * from "./tar-tree.js";

@@ -10,16 +10,40 @@ import { pipeline } from "node:stream/promises";
 import { createDeflateRaw, createInflateRaw, constants as zc } from "node:zlib";
 import {
   type ByteStream,
+  type FileTree,
   ImageModeError,
   invalidArgument,
   loadXattrBackend,
   notFound,
+  type OpOptions,
   parseError,
   toImageModeError,
   unsupported,
   type XattrBackend,
 } from "@imagemode/core";
+import { type CheckoutOptions, type CheckoutStats, checkout } from "./checkout.js";
+import {
+  applyTree,
+  type CommitOptions,
+  type CommitResult,
+  commit,
+  type WriteTreeOptions,
+  type WriteTreeResult,
+  writeTree,
+} from "./commit.js";
 import type { Variant } from "./gvariant.js";
+import {
+  type FsckOptions,
+  type FsckResult,
+  fsck,
+  type PruneOptions,
+  type PrunePlan,
+  planPrune,
+  prune,
+  type RepoStats,
+  repoStats,
+} from "./maintain.js";
+import type { MutableTree } from "./mutable-tree.js";
 import {
   type Commit,
   contentChecksumPrefix,
@@ -44,6 +68,19 @@ import {
   S_IFREG,
   sha256Hex,
 } from "./objects.js";
+import {
+  type CommitDiff,
+  type CommitInfo,
+  type CommitTreeOptions,
+  cat,
+  diff,
+  type LsEntry,
+  type LsOptions,
+  log,
+  ls,
+  readCommitTree,
+  show,
+} from "./read.js";
 
 /** Repository modes. `archive` is written to `config` as `archive-z2`, as `ostree init` does. */
 export type RepoMode = "archive" | "bare" | "bare-user" | "bare-user-only";
@@ -835,6 +872,78 @@ export class OstreeRepo {
       csum = c.parent;
     }
     return csum;
+  }
+
+  // ───────────── high-level operations (see the modules they delegate to) ─────────────
+
+  /** Streams a `FileTree` into objects; returns the root checksums (see {@link writeTree}). */
+  writeTree(tree: FileTree, options?: WriteTreeOptions): Promise<WriteTreeResult> {
+    return writeTree(this, tree, options);
+  }
+
+  /** Applies a `FileTree` on top of a {@link MutableTree} (overlay semantics, see {@link applyTree}). */
+  applyTree(mtree: MutableTree, tree: FileTree, options?: WriteTreeOptions): Promise<WriteStats> {
+    return applyTree(this, mtree, tree, options);
+  }
+
+  /** Writes a commit (see {@link commit}). */
+  commit(options: CommitOptions): Promise<CommitResult> {
+    return commit(this, options);
+  }
+
+  /** Lists a path of a commit (see {@link ls}). */
+  ls(rev: string, path?: string, options?: LsOptions): Promise<LsEntry[]> {
+    return ls(this, rev, path, options);
+  }
+
+  /** Streams a file of a commit (see {@link cat}). */
+  cat(rev: string, path: string): Promise<ByteStream> {
+    return cat(this, rev, path);
+  }
+
+  /** A commit for display (see {@link show}). */
+  show(rev: string): Promise<CommitInfo> {
+    return show(this, rev);
+  }
+
+  /** A commit and its ancestors (see {@link log}). */
+  log(rev: string, options?: OpOptions & { limit?: number }): Promise<CommitInfo[]> {
+    return log(this, rev, options);
+  }
+
+  /** Differences between two commits (see {@link diff}). */
+  diff(revA: string, revB: string, options?: OpOptions): Promise<CommitDiff> {
+    return diff(this, revA, revB, options);
+  }
+
+  /** A commit as a core `FileTree` (see {@link readCommitTree}). */
+  readCommitTree(rev: string, options?: CommitTreeOptions): FileTree {
+    return readCommitTree(this, rev, options);
+  }
+
+  /** Checks a commit out to a directory (see {@link checkout}). */
+  checkout(rev: string, dest: string, options?: CheckoutOptions): Promise<CheckoutStats> {
+    return checkout(this, rev, dest, options);
+  }
+
+  /** Verifies reachable objects (see {@link fsck}). */
+  fsck(options?: FsckOptions): Promise<FsckResult> {
+    return fsck(this, options);
+  }
+
+  /** What a prune would delete (see {@link planPrune}). */
+  planPrune(options?: PruneOptions): Promise<PrunePlan> {
+    return planPrune(this, options);
+  }
+
+  /** Deletes unreachable objects (see {@link prune}). */
+  prune(options?: PruneOptions): Promise<PrunePlan> {
+    return prune(this, options);
+  }
+
+  /** Object counts and sizes (see {@link repoStats}). */
+  stats(): Promise<RepoStats> {
+    return repoStats(this);
   }
 
   // ───────────── lock and tmp ─────────────

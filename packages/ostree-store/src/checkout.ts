@@ -1,0 +1,214 @@
+/**
+ * Checking a commit out to a host directory, like `ostree checkout`: hard links to repository
+ * objects where the repository mode allows it, copies otherwise; user mode; union mode; OCI
+ * whiteouts.
+ */
+import { join } from "node:path";
+import {
+  ImageModeError,
+  invalidArgument,
+  type OpOptions,
+  throwIfAborted,
+  toImageModeError,
+  unsupported,
+} from "@imagemode/core";
+import { splitPath } from "./mutable-tree.js";
+import { S_IFLNK, S_IFMT } from "./objects.js";
+import { lookupPath } from "./read.js";
+import type { OstreeRepo } from "./repo.js";
+
+/** Options of {@link checkout}. */
+export interface CheckoutOptions extends OpOptions {
+  /**
+   * `hardlink`: hard-link every file to its object (`ostree checkout -H`; `UNSUPPORTED` when the
+   * repository mode does not allow it); `copy`: always copy; `auto` (default): hard links when
+   * possible, copies otherwise (also on `EXDEV`).
+   */
+  mode?: "hardlink" | "copy" | "auto";
+  /** User mode (`-U`): no chown, no xattrs, setuid/setgid bits dropped. */
+  user?: boolean;
+  /** Union (`--union`): the destination may exist; files in it are replaced. */
+  union?: boolean;
+  /** Process OCI whiteouts (`--whiteouts`): `.wh.NAME` deletes `NAME`; the markers are not checked out. */
+  whiteouts?: boolean;
+  /** Check out only this subpath (`--subpath`). */
+  subpath?: string;
+  /** Copy zero-sized files instead of hard-linking them (`--force-copy-zerosized`). */
+  forceCopyZeroSized?: boolean;
+}
+
+/** Counters of a checkout. */
+export interface CheckoutStats {
+  files: number;
+  hardlinked: number;
+  copied: number;
+  symlinks: number;
+  dirs: number;
+}
+
+/** Checks out `rev` into `dest`. Returns what was done. */
+export async function checkout(
+  repo: OstreeRepo,
+  rev: string,
+  dest: string,
+  options: CheckoutOptions = {},
+): Promise<CheckoutStats> {
+  if (dest === "") throw invalidArgument("empty destination", { op: "ostree.checkout" });
+  if (options.subpath !== undefined) splitPath(options.subpath);
+  const fs = repo.fs;
+  const user = options.user ?? false;
+  const mode = options.mode ?? "auto";
+  const canLink =
+    repo.mode === "bare"
+      ? !user || process.getuid?.() === 0
+      : repo.mode === "bare-user" || repo.mode === "bare-user-only"
+        ? user
+        : false;
+  if (mode === "hardlink" && !canLink) {
+    throw unsupported(
+      `hard-link checkouts from a ${repo.mode} repository need ${repo.mode === "archive" ? "a bare repository" : user ? "the bare mode" : "user mode (-U)"}`,
+      {
+        op: "ostree.checkout",
+        data: { mode: repo.mode },
+      },
+    );
+  }
+  let link = mode !== "copy" && canLink;
+  const stats: CheckoutStats = { files: 0, hardlinked: 0, copied: 0, symlinks: 0, dirs: 0 };
+  const c = await repo.readCommit(await repo.resolveRev(rev));
+  const start = await lookupPath(repo, c, options.subpath ?? "/");
+  const dirModes: [string, number][] = [];
+
+  const applyOwner = async (p: string, uid: number, gid: number) => {
+    if (!user) await fs.lchown(p, uid, gid);
+  };
+  const setXattrs = async (p: string, x: ReadonlyMap<string, Uint8Array> | undefined) => {
+    if (user || !x || x.size === 0) return;
+    if (!repo.xattrs)
+      throw unsupported("checking out xattrs needs an xattr backend (or use user mode)", {
+        op: "ostree.checkout",
+      });
+    for (const [k, v] of x) await repo.xattrs.set(p, k, v);
+  };
+  const exists = async (p: string) => {
+    try {
+      return await fs.lstat(p);
+    } catch {
+      return null;
+    }
+  };
+  const makeDir = async (p: string, metaCsum: string, isRoot: boolean) => {
+    const m = await repo.readDirMeta(metaCsum);
+    const st = await exists(p);
+    if (st) {
+      if (!options.union || !st.isDirectory()) {
+        if (!(isRoot && st.isDirectory() && options.union)) {
+          throw new ImageModeError("ALREADY_EXISTS", `${p} already exists`, {
+            op: "ostree.checkout",
+            data: { path: p },
+          });
+        }
+      }
+      return;
+    }
+    await fs.mkdir(p, { mode: 0o700 });
+    await applyOwner(p, m.uid, m.gid);
+    await setXattrs(p, m.xattrs);
+    dirModes.push([p, m.mode & (user ? 0o1777 : 0o7777)]);
+    stats.dirs++;
+  };
+  const placeFile = async (p: string, csum: string) => {
+    const f = await repo.loadFile(csum);
+    const st = await exists(p);
+    if (st) {
+      if (!options.union)
+        throw new ImageModeError("ALREADY_EXISTS", `${p} already exists`, {
+          op: "ostree.checkout",
+          data: { path: p },
+        });
+      if (st.isDirectory()) await fs.rm(p, { recursive: true, force: true });
+      else await fs.unlink(p);
+    }
+    stats.files++;
+    const isLink = (f.header.mode & S_IFMT) === S_IFLNK;
+    const objectIsSymlink = repo.mode === "bare" || repo.mode === "bare-user-only";
+    if (
+      link &&
+      (!isLink || objectIsSymlink) &&
+      !(options.forceCopyZeroSized && f.size === 0 && !isLink)
+    ) {
+      try {
+        await fs.link(f.objectPath, p);
+        stats.hardlinked++;
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (mode === "hardlink" || (code !== "EXDEV" && code !== "EMLINK" && code !== "EPERM"))
+          throw toImageModeError(e, "ostree.checkout", { path: p });
+        if (code === "EXDEV") link = false;
+      }
+    }
+    if (isLink) {
+      await fs.symlink(f.header.symlinkTarget ?? "", p);
+      await applyOwner(p, f.header.uid, f.header.gid);
+      stats.symlinks++;
+      return;
+    }
+    const fh = await fs.open(p, "wx", 0o600);
+    try {
+      let pos = 0;
+      for await (const chunk of await f.open()) {
+        throwIfAborted(options.signal, "ostree.checkout");
+        await fh.write(chunk, 0, chunk.byteLength, pos);
+        pos += chunk.byteLength;
+      }
+      if (!user) await fh.chown(f.header.uid, f.header.gid);
+      await fh.chmod(f.header.mode & (user ? 0o1777 : 0o7777));
+    } finally {
+      await fh.close();
+    }
+    await setXattrs(p, f.header.xattrs);
+    await fs.lutimes(p, 0, 0);
+    stats.copied++;
+  };
+
+  const walk = async (dir: string, tree: string) => {
+    throwIfAborted(options.signal, "ostree.checkout");
+    const t = await repo.readDirTree(tree);
+    for (const f of t.files) {
+      if (options.whiteouts && f.name.startsWith(".wh.")) {
+        if (f.name !== ".wh..wh..opq")
+          await fs.rm(join(dir, f.name.slice(4)), { recursive: true, force: true });
+        continue;
+      }
+      await placeFile(join(dir, f.name), f.checksum);
+    }
+    for (const d of t.dirs) {
+      const p = join(dir, d.name);
+      await makeDir(p, d.meta, false);
+      await walk(p, d.tree);
+    }
+    if (options.onProgress)
+      options.onProgress({
+        type: "step",
+        task: "ostree.checkout",
+        step: stats.files,
+        description: dir,
+      });
+  };
+
+  try {
+    if (start.kind === "file") {
+      await placeFile(dest, start.checksum);
+    } else {
+      await makeDir(dest, start.meta, true);
+      await walk(dest, start.tree);
+      // modes last (a read-only directory could not be filled), deepest first
+      for (let i = dirModes.length - 1; i >= 0; i--)
+        await fs.chmod(dirModes[i]![0], dirModes[i]![1]);
+    }
+  } catch (e) {
+    throw toImageModeError(e, "ostree.checkout", { dest });
+  }
+  return stats;
+}
