@@ -1,9 +1,7 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { access, copyFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ImageModeError } from "@imagemode/core";
-import { track } from "./internal/children.js";
+import { spawnGuarded, stopGuarded } from "./internal/children.js";
 import { tempDir } from "./temp-dir.js";
 import { requireTool } from "./tools.js";
 
@@ -106,10 +104,13 @@ async function runQemu(
     ...args,
   ];
   const started = Date.now();
-  const child = spawn("timeout", ["-k", "5", String(Math.ceil(timeoutMs / 1000) + 5), ...qemu], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  track(child);
+  // `timeout` bounds QEMU even if everything else fails; the guard stops it (via timeout,
+  // which passes SIGTERM on) when we are done or when this process dies.
+  const child = spawnGuarded(
+    "timeout",
+    ["-k", "5", String(Math.ceil(timeoutMs / 1000) + 5), ...qemu],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   let log = "";
   let stderr = "";
   let pending = "";
@@ -121,12 +122,7 @@ async function runQemu(
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
       const durationMs = Date.now() - started;
-      let stop: Promise<unknown> = Promise.resolve();
-      if (child.exitCode === null && child.signalCode === null) {
-        stop = once(child, "exit");
-        child.kill("SIGTERM");
-      }
-      stop
+      stopGuarded(child)
         .then(() => (options.logFile ? writeFile(options.logFile, log) : undefined))
         .then(
           () => (err ? reject(err) : resolve({ log, durationMs })),
@@ -155,8 +151,8 @@ async function runQemu(
     const onAbort = () => finish(fail("ABORTED", "aborted"));
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (chunk: string) => {
       const text = chunk.replace(/\r/g, "");
       log += text;
       if (options.onConsole) {
@@ -169,8 +165,8 @@ async function runQemu(
       // poweroff -f and -no-reboot make every guest outcome end the process).
       if (options.expect !== undefined && matches(log, options.expect)) finish(undefined);
     });
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
       stderr += chunk;
     });
     child.on("error", (e) => finish(fail("HOST", `cannot start qemu: ${e.message}`)));

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -8,7 +7,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { ImageModeError } from "@imagemode/core";
 import { hashSync } from "bcryptjs";
-import { track } from "./internal/children.js";
+import { spawnGuarded, stopGuarded } from "./internal/children.js";
 import { run } from "./internal/exec.js";
 import { tempDir } from "./temp-dir.js";
 import { requireTool } from "./tools.js";
@@ -175,15 +174,6 @@ function configYaml(o: {
   return `${lines.join("\n")}\n`;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /**
  * Starts a private registry (Debian `docker-registry` = CNCF distribution 2.8) on
  * 127.0.0.1 at a free port, with its own YAML config and storage in a fresh temp dir, and
@@ -241,11 +231,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
         }),
       );
       const logFd = openSync(logFile, "a");
-      const child = spawn("docker-registry", ["serve", config], {
-        stdio: ["ignore", logFd, logFd],
+      const child = spawnGuarded("docker-registry", ["serve", config], {
+        stdout: logFd,
+        stderr: logFd,
       });
       closeSync(logFd);
-      track(child);
       let exited = false;
       child.once("exit", () => {
         exited = true;
@@ -268,12 +258,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
           storageDir,
           logFile,
           stop() {
-            stopped ??= stopChild(child).then(() => dir.cleanup());
+            stopped ??= stopGuarded(child).then(() => dir.cleanup());
             return stopped;
           },
         };
       }
-      await stopChild(child);
+      await stopGuarded(child);
       const log = await readFile(logFile, "utf8").catch(() => "");
       if (!exited || !/address already in use/.test(log)) {
         throw new ImageModeError(
