@@ -382,6 +382,27 @@ describe("planning rules", () => {
     );
   });
 
+  it("takes new users' shell from the image's /etc/default/useradd", () => {
+    const p = plan('[[customizations.user]]\nname = "a"\n', {
+      ...etc,
+      useraddDefaults: "GROUP=100\nSHELL=/bin/zsh\n",
+    });
+    expect(p.users[0]?.shell).toBe("/bin/zsh");
+    expect(plan('[[customizations.user]]\nname = "a"\n').users[0]?.shell).toBe("/bin/bash");
+  });
+
+  it("merges legacy sshkey entries into the users, and strips a trailing / from home", () => {
+    const p = plan(
+      `[[customizations.user]]\nname = "a"\nhome = "/srv/a/"\n[[customizations.sshkey]]\nuser = "a"\nkey = "${ED25519}"\n[[customizations.sshkey]]\nuser = "root"\nkey = "${ED25519}"\n`,
+    );
+    expect(p.users.map((u) => [u.name, u.home, u.keys])).toEqual([
+      ["root", "/root", 1],
+      ["a", "/srv/a", 1],
+    ]);
+    expect(p.edits.map((e) => e.path)).toContain("srv/a/.ssh/authorized_keys");
+    expect(p.edits.map((e) => e.path)).toContain("var/roothome/.ssh/authorized_keys");
+  });
+
   it("puts account files under usr/etc when asked", () => {
     const r = validateBlueprint(parseBlueprint('[[customizations.user]]\nname = "a"\n', "toml"));
     if (!r.ok) throw new Error("invalid");
@@ -396,6 +417,31 @@ describe("planning rules", () => {
 });
 
 describe("apply safety", () => {
+  it("records the owners instead of setting them when chown is off", async () => {
+    const dir = await tempDir("blueprint-nochown-");
+    try {
+      const root = join(dir.path, "root");
+      await makeRoot(root, "/etc");
+      const r = validateBlueprint(
+        parseBlueprint(`[[customizations.user]]\nname = "zed"\nkey = "${ED25519}"\n`, "toml"),
+      );
+      if (!r.ok) throw new Error("invalid");
+      const p = planCustomizations(r.blueprint, await readEtcFiles(root));
+      const zed = p.users[0];
+      const result = await applyPlan(p, root, { chown: false });
+      expect(result.chowned).toBe(false);
+      expect(result.ownership).toContainEqual({
+        path: "var/home/zed/.ssh/authorized_keys",
+        uid: zed?.uid,
+        gid: zed?.gid,
+      });
+      const st = await lstat(join(root, "var/home/zed/.ssh/authorized_keys"));
+      expect(st.uid).toBe(process.getuid?.());
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it("never writes through a symlink out of the root", async () => {
     const dir = await tempDir("blueprint-safety-");
     try {
