@@ -3,7 +3,6 @@ import { basename, dirname, join } from "node:path";
 import {
   type ByteStream,
   type FileTree,
-  ImageModeError,
   invalidArgument,
   type OpOptions,
   type ProgressListener,
@@ -11,6 +10,7 @@ import {
   toImageModeError,
 } from "@imagemode/core";
 import { type BlockSink, FileBlockSink, offsetSink } from "./block-sink.js";
+import { writeExt4 } from "./ext4/writer.js";
 import type { DiskLayout, PlannedPartition } from "./layout.js";
 import { writeQcow2 } from "./outputs/qcow2.js";
 import type { RawSource } from "./outputs/source.js";
@@ -77,19 +77,15 @@ export interface WriteDiskResult {
 
 const op = "diskimage.writeDisk";
 
-async function defaultExt4(): Promise<FilesystemWriter | undefined> {
-  const mod = (await import("./ext4/writer.js")) as Record<string, unknown>;
-  const w = mod.writeExt4;
-  if (typeof w !== "function") return undefined;
-  return (tree, sink, o) =>
-    (w as (t: FileTree, s: BlockSink, o: Record<string, unknown>) => Promise<unknown>)(tree, sink, {
-      sizeBytes: o.size,
-      ...(o.label ? { label: o.label } : {}),
-      uuid: o.uuid,
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-    });
-}
+/** This package's ext4 writer in the {@link FilesystemWriter} shape. */
+const ownExt4: FilesystemWriter = (tree, sink, o) =>
+  writeExt4(tree, sink, {
+    sizeBytes: o.size,
+    uuid: o.uuid,
+    ...(o.label ? { label: o.label } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  });
 
 async function writeRawContent(
   p: PlannedPartition,
@@ -207,9 +203,7 @@ export async function writeDisk(
           ...fo,
         });
       } else if (c.fs === "ext4") {
-        const w = options.ext4 ?? (await defaultExt4());
-        if (!w) throw new ImageModeError("UNSUPPORTED", "no ext4 writer available", { op });
-        await w(c.tree!, part, {
+        await (options.ext4 ?? ownExt4)(c.tree!, part, {
           size: p.size,
           uuid: p.fsUuid,
           ...(p.fsLabel ? { label: p.fsLabel } : {}),
