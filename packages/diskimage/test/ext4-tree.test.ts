@@ -194,14 +194,17 @@ async function buildImage(
 }
 
 describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
-  test.prop([fc.array(opArb, { minLength: 1, maxLength: 60 })], { numRuns: Number(process.env.EXT4_RUNS ?? 6), endOnFailure: true })(
+  test.prop(
+    [fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.constantFrom(4096, 4096, 2048, 1024)],
+    { numRuns: Number(process.env.EXT4_RUNS ?? 6), endOnFailure: true },
+  )(
     "random trees → e2fsck clean and debugfs shows the tree",
-    async (ops) => {
+    async (ops, blockSize) => {
       const dir = await tempDir("ext4-gen-");
       try {
         const entries = buildEntries(ops);
         const img = join(dir.path, "fs.img");
-        await buildImage(img, entries, 64 * 1024 * 1024);
+        await buildImage(img, entries, 64 * 1024 * 1024, { blockSize });
         const fsck = await e2fsck(img);
         expect(fsck.output).toContain("Pass 5");
         expect(fsck.status, fsck.output).toBe(0);
@@ -222,7 +225,7 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
       const entries: TreeEntry[] = [{ path: "big", type: "dir", mode: 0o755, uid: 0, gid: 0 }];
       for (let i = 0; i < 5000; i++)
         entries.push({
-          path: `big/entry-${i.toString(36)}-${"n".repeat(i % 40)}`,
+          path: `big/${i % 7 === 0 ? "üñï-" : "entry-"}${i.toString(36)}-${"n".repeat(i % 40)}`,
           type: "fifo",
           mode: 0o600,
           uid: i,
@@ -245,6 +248,44 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
         maxBuffer: 64 << 20,
       });
       expect(htree).toMatch(/Number of entries \(count\): \d+/);
+    } finally {
+      await dir.cleanup();
+    }
+  }, 120_000);
+
+  it("streams a 100 MB file with holes (deep extent tree) over many block groups; debugfs dump gives the same sha256", async () => {
+    const dir = await tempDir("ext4-big-");
+    try {
+      const size = 100 * 1024 * 1024 + 123;
+      const entries: TreeEntry[] = [
+        { path: "data", type: "dir", mode: 0o755, uid: 0, gid: 0 },
+        {
+          path: "data/big.bin",
+          type: "file",
+          mode: 0o640,
+          uid: 1000,
+          gid: 100,
+          size,
+          content: patternContent(size, 9, 5),
+        },
+      ];
+      const img = join(dir.path, "fs.img");
+      const result = await buildImage(img, entries, 1536 * 1024 * 1024);
+      expect(result.groupCount).toBeGreaterThan(8);
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const seen = await readImage(img);
+      const expected = await expectedFromEntries(entries);
+      comparable(seen, expected);
+      seen.delete(".");
+      expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(expected));
+      const { execFileSync } = await import("node:child_process");
+      const ex = execFileSync("debugfs", ["-R", "dump_extents /data/big.bin", img], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        maxBuffer: 64 << 20,
+      });
+      expect(ex).toMatch(/^ 0\/ 2 /m); // a depth-2 extent tree: root index, index blocks, leaves
     } finally {
       await dir.cleanup();
     }
