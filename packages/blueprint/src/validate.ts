@@ -121,6 +121,7 @@ class Checker {
     const names = new Map<string, number>();
     const uids = new Map<number, number>();
     (c.user ?? []).forEach((u, i) => {
+      if (!u) return; // structurally broken (already reported)
       const p = joinPath("customizations.user", i);
       const np = nameProblem("user", u.name);
       if (np) this.add(`${p}.name`, "INVALID_NAME", np);
@@ -158,6 +159,7 @@ class Checker {
       if (u.key !== undefined) this.keys(`${p}.key`, u.key);
     });
     (c.sshkey ?? []).forEach((k, i) => {
+      if (!k) return; // structurally broken (already reported)
       const p = joinPath("customizations.sshkey", i);
       const np = nameProblem("user", k.user);
       if (np) this.add(`${p}.user`, "INVALID_NAME", np);
@@ -169,6 +171,7 @@ class Checker {
     const names = new Set<string>();
     const gids = new Set<number>();
     (c.group ?? []).forEach((g, i) => {
+      if (!g) return; // structurally broken (already reported)
       const p = joinPath("customizations.group", i);
       const np = nameProblem("group", g.name);
       if (np) this.add(`${p}.name`, "INVALID_NAME", np);
@@ -192,6 +195,7 @@ class Checker {
     }
     const seen = new Set<string>();
     (c.filesystem ?? []).forEach((fs, i) => {
+      if (!fs) return; // structurally broken (already reported)
       const p = `${joinPath("customizations.filesystem", i)}.mountpoint`;
       const problem = mountpointProblem(fs.mountpoint);
       if (problem) this.add(p, "MOUNTPOINT_NOT_ALLOWED", problem);
@@ -383,6 +387,7 @@ class Checker {
       denied: readonly string[],
     ) => {
       list.forEach((n, i) => {
+        if (!n) return; // structurally broken (already reported)
         const p = joinPath(`customizations.${key}`, i);
         const shape =
           n.path.endsWith("/") && n.path !== "/"
@@ -427,6 +432,7 @@ class Checker {
     node(c.files ?? [], "files", FILE_ROOTS, DENIED_FILES);
     // A node's parent must not be a file.
     (c.directories ?? []).concat(c.files ?? []).forEach((n) => {
+      if (!n) return; // structurally broken (already reported)
       for (
         let parent = n.path.slice(0, n.path.lastIndexOf("/"));
         parent.length > 1;
@@ -521,7 +527,7 @@ export function validateBlueprint(value: unknown, options: ValidateOptions = {})
   const checker = new Checker();
   const structural = checkStructure(BLUEPRINT_SPEC, value, "", checker.issues);
   // Semantic rules run on whatever parts are structurally sound, so one run reports everything.
-  const bp = (structural ?? salvage(value, checker.issues.length)) as Blueprint | undefined;
+  const bp = (structural ?? salvage(value)) as Blueprint | undefined;
   if (bp) {
     const c = bp.customizations ?? {};
     checker.users(c);
@@ -541,7 +547,7 @@ export function validateBlueprint(value: unknown, options: ValidateOptions = {})
  * When the structure has errors, re-check each customization on its own so the semantic rules
  * can still run on the sound ones.
  */
-function salvage(value: unknown, _known: number): Blueprint | undefined {
+function salvage(value: unknown): Blueprint | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const root = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
@@ -561,6 +567,13 @@ function salvage(value: unknown, _known: number): Blueprint | undefined {
     for (const [k, v] of Object.entries(c)) {
       const field = Object.hasOwn(cspec.fields, k) ? cspec.fields[k] : undefined;
       if (!field) continue;
+      if (field.kind === "array" && Array.isArray(v)) {
+        // Element by element: sound elements keep their index, broken ones become holes.
+        cout[k] = v.map((item, i) =>
+          checkStructure(field.items, item, `customizations.${k}[${i}]`, scratch),
+        );
+        continue;
+      }
       const checked = checkStructure(field, v, `customizations.${k}`, scratch);
       if (checked !== undefined) cout[k] = checked;
     }

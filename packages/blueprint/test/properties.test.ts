@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
 import { fc, test } from "@fast-check/vitest";
 import { isImageModeError } from "@imagemode/core";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { describe, expect, it } from "vitest";
 import {
   type Blueprint,
+  blueprintJsonSchema,
   type ConfigFormat,
   parseBlueprint,
   parseColonFile,
@@ -118,12 +120,15 @@ const blueprintArb: fc.Arbitrary<Blueprint> = fc
   )
   .map((bp) => bp as Blueprint);
 
+const schema = new Ajv2020({ strict: true }).compile(blueprintJsonSchema());
+
 describe("round trips", () => {
   test.prop([blueprintArb, fc.constantFrom<ConfigFormat>("toml", "json")], { numRuns: 150 })(
     "random valid blueprints survive serialize → parse → validate",
     (bp, format) => {
       const first = validateBlueprint(bp, { imageType: "qcow2" });
       expect(first.ok ? "ok" : first.issues).toBe("ok");
+      expect(schema(bp) ? [] : schema.errors).toEqual([]);
       const back = validateBlueprint(parseBlueprint(serializeBlueprint(bp, format), format), {
         imageType: "qcow2",
       });

@@ -610,6 +610,24 @@ describe("one invalid config per rule", () => {
     ]);
   });
 
+  it("still checks the sound elements of a list that has a broken one", () => {
+    const issues = issuesOf({
+      customizations: { user: [{ name: "a", uid: "x" }, { name: "b" }, { name: "b" }] },
+    });
+    expect(issues).toEqual([
+      {
+        path: "customizations.user[0].uid",
+        code: "INVALID_TYPE",
+        message: "expected an integer, got a string",
+      },
+      {
+        path: "customizations.user[2].name",
+        code: "DUPLICATE_USER",
+        message: "duplicate user name: b",
+      },
+    ]);
+  });
+
   it("refuses an unknown image type as a bad argument", () => {
     expect(() => validateBlueprint({}, { imageType: "floppy" })).toThrow(
       /unknown image type "floppy"/,
