@@ -30,10 +30,9 @@ export async function tempDir(prefix = "imagemode-"): Promise<TempDir> {
     async cleanup() {
       try {
         await rm(path, { recursive: true, force: true });
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== "EPERM" && code !== "EACCES") throw err;
-        // ostree deployments are chattr +i: clear the flag below our own dir, then retry.
+      } catch {
+        // ostree deployments are chattr +i (node then reports EPERM or even ENOTDIR): clear
+        // the flag below our own dir, then retry once; a second failure is thrown.
         await run("chattr", ["-R", "-f", "-i", path], { allowFailure: true });
         await rm(path, { recursive: true, force: true });
       }

@@ -1,4 +1,4 @@
-import { lstat, readFile, readlink } from "node:fs/promises";
+import { lstat, readFile, readlink, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -10,7 +10,9 @@ import {
   type Registry,
   skopeoFlags,
   startRegistry,
+  tempDir,
 } from "../src/index.js";
+import { cacheRoot } from "../src/internal/cache.js";
 import { run } from "../src/internal/exec.js";
 
 let image: FixtureImage;
@@ -50,6 +52,22 @@ describe("buildFixtureImage", () => {
   it("a second call returns the cached image with the same digests", async () => {
     const again = await buildFixtureImage();
     expect(again.manifestDigests).toEqual(image.manifestDigests);
+  });
+
+  it("is reproducible: a from-scratch build in an empty cache gives identical manifest digests", async () => {
+    const fresh = await tempDir("testkit-rebuild-");
+    const saved = process.env.IMAGEMODE_CACHE;
+    try {
+      await symlink(join(cacheRoot(), "debs"), join(fresh.path, "debs")); // reuse the downloads only
+      process.env.IMAGEMODE_CACHE = fresh.path;
+      const rebuilt = await buildFixtureImage();
+      expect(rebuilt.layoutDir.startsWith(fresh.path)).toBe(true);
+      expect(rebuilt.manifestDigests).toEqual(image.manifestDigests);
+    } finally {
+      if (saved === undefined) delete process.env.IMAGEMODE_CACHE;
+      else process.env.IMAGEMODE_CACHE = saved;
+      await fresh.cleanup();
+    }
   });
 
   it("unpacks to a bootc-layout rootfs (umoci raw unpack)", async () => {
