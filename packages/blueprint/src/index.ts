@@ -20,6 +20,7 @@ export {
   isImageType,
   PXE_CUSTOMIZATIONS,
 } from "./image-types.js";
+export { splitKernelArgs } from "./kernel-args.js";
 export {
   type IdRanges,
   idRanges,
@@ -77,21 +78,18 @@ export {
   toGroupEntry,
   toPasswdEntry,
 } from "./passwd.js";
+export { hashPassword, isPasswordHash, makeSalt } from "./password.js";
 export {
   type CustomizationPlan,
   type EtcFile,
   type EtcFiles,
-  hashPassword,
   homeOnDisk,
-  isPasswordHash,
-  makeSalt,
   type PlanEdit,
   type PlannedGroup,
   type PlannedUser,
   type PlanOptions,
   planCustomizations,
   type StoragePlan,
-  splitKernelArgs,
 } from "./plan.js";
 export { formatPlan } from "./plan-text.js";
 export { blueprintJsonSchema } from "./schema.js";

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "@imagemode/core";
 import { ImageModeError, invalidArgument, unsupported } from "@imagemode/core";
-import { encrypt } from "unixcrypt";
+import { splitKernelArgs } from "./kernel-args.js";
 import { idRanges, loginDefNumber, parseLoginDefs } from "./login-defs.js";
 import type {
   Blueprint,
@@ -24,6 +24,7 @@ import {
   toGroupEntry,
   toPasswdEntry,
 } from "./passwd.js";
+import { hashPassword, isPasswordHash, makeSalt } from "./password.js";
 import { keyLines } from "./ssh-key.js";
 
 /** One account file of the image, with its metadata when known. */
@@ -138,51 +139,6 @@ export interface CustomizationPlan {
   ignition?: IgnitionCustomization;
   /** Things the user should know (defaults taken, entries copied from nss-altfiles). */
   notes: string[];
-}
-
-const SALT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const HASH_PREFIXES = ["$6$", "$5$", "$2b$"];
-
-/** A 16-character crypt salt from `random` (64 symbols, so each byte maps without bias). */
-export function makeSalt(random: (size: number) => Uint8Array = randomBytes): string {
-  const bytes = random(16);
-  let salt = "";
-  for (let i = 0; i < 16; i++) salt += SALT_ALPHABET[(bytes[i] ?? 0) & 63];
-  return salt;
-}
-
-/** Hashes a password as `openssl passwd -6 -salt <salt>` does (SHA-512 crypt, 5000 rounds). */
-export function hashPassword(password: string, salt: string): string {
-  return encrypt(password, `$6$${salt}`);
-}
-
-/** True when the password is already a crypt hash bootc-image-builder keeps as is. */
-export function isPasswordHash(password: string): boolean {
-  return HASH_PREFIXES.some((p) => password.startsWith(p));
-}
-
-/** Splits a kernel command line into arguments (double quotes group, as the kernel reads them). */
-export function splitKernelArgs(cmdline: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let quoted = false;
-  let any = false;
-  for (const ch of cmdline) {
-    if (ch === '"') {
-      quoted = !quoted;
-      cur += ch;
-      any = true;
-    } else if (!quoted && /\s/.test(ch)) {
-      if (any) out.push(cur);
-      cur = "";
-      any = false;
-    } else {
-      cur += ch;
-      any = true;
-    }
-  }
-  if (any) out.push(cur);
-  return out;
 }
 
 const text = (f: string | EtcFile | undefined): string | undefined =>
