@@ -91,11 +91,16 @@ describe("plan + apply against a copy of this host's Debian /etc", () => {
   let plan: CustomizationPlan;
   let now: number;
   const before = new Map<string, { mode: number; uid: number; gid: number }>();
+  const baseline = new Map<string, { code: number; out: string }>();
 
   beforeAll(async () => {
     dir = await tempDir("blueprint-apply-");
     root = join(dir.path, "root");
     await makeRoot(root, "/etc", ["/bin/bash"]);
+    for (const tool of ["pwck", "grpck"]) {
+      const r = await asRootIn(tool, ["-r", "-R", root]);
+      baseline.set(tool, { code: r.code, out: (r.stdout + r.stderr).trim() });
+    }
     now = Date.now();
     for (const f of ["passwd", "group", "shadow", "gshadow"]) {
       const st = await lstat(join(root, "etc", f));
@@ -107,6 +112,12 @@ describe("plan + apply against a copy of this host's Debian /etc", () => {
   afterAll(async () => dir?.cleanup());
 
   it("pwck and grpck find no problems", async () => {
+    // The copy of this host's /etc is clean before apply (homes and shells exist in the root)…
+    expect({ pwck: baseline.get("pwck"), grpck: baseline.get("grpck") }).toEqual({
+      pwck: { code: 0, out: "" },
+      grpck: { code: 0, out: "" },
+    });
+    // … and stays clean after it.
     const pw = await asRootIn("pwck", ["-r", "-R", root]);
     expect(pw.stdout + pw.stderr).not.toMatch(
       /user '(alice|bob|carol|root)'|invalid|duplicate|no group/,
