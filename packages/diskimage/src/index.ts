@@ -48,6 +48,7 @@ export {
   fatVolumeIdText,
   formatLayout,
   formatRows,
+  formatSize,
   gptTableFor,
   type LayoutSpec,
   mbrTableFor,

@@ -1,4 +1,4 @@
-import { formatBytes, invalidArgument } from "@imagemode/core";
+import { invalidArgument } from "@imagemode/core";
 import { type GptTable, gptGeometry } from "./gpt.js";
 import { seededU32, seededUuid } from "./guid.js";
 import type { MbrTable } from "./mbr.js";
@@ -160,7 +160,7 @@ export function planLayout(spec: LayoutSpec): DiskLayout {
       psize = alignDown(lastUsable - restFixed, alignment) - offset;
       if (psize < alignment) {
         throw invalidArgument(
-          `partition ${p.name}: no room left to fill (disk ${formatBytes(size)}, fixed partitions ${formatBytes(fixedTotal)})`,
+          `partition ${p.name}: no room left to fill (disk ${formatSize(size)}, fixed partitions ${formatSize(fixedTotal)})`,
           { op, data: { name: p.name } },
         );
       }
@@ -169,7 +169,7 @@ export function planLayout(spec: LayoutSpec): DiskLayout {
     }
     if (offset + psize > lastUsable) {
       throw invalidArgument(
-        `partition ${p.name} (${formatBytes(psize)} at ${formatBytes(offset)}) does not fit on a ${formatBytes(size)} disk`,
+        `partition ${p.name} (${formatSize(psize)} at ${formatSize(offset)}) does not fit on a ${formatSize(size)} disk`,
         { op, data: { name: p.name, size } },
       );
     }
@@ -370,7 +370,7 @@ export function parseSize(text: string): number {
 
 /** A table a person can read: one line per partition (number, start, end, size, type, name, filesystem). */
 export function formatLayout(layout: DiskLayout): string {
-  const head = `${layout.table.toUpperCase()} disk, ${formatBytes(layout.size)} (${layout.size} bytes), ${layout.sectorSize}-byte sectors, ${layout.table === "gpt" ? "GUID" : "id"} ${layout.diskId}`;
+  const head = `${layout.table.toUpperCase()} disk, ${formatSize(layout.size)} (${layout.size} bytes), ${layout.sectorSize}-byte sectors, ${layout.table === "gpt" ? "GUID" : "id"} ${layout.diskId}`;
   const rows = [
     ["#", "start", "end", "size", "type", "name", "fs", "fs label", "fs uuid", "mount"],
   ];
@@ -386,7 +386,7 @@ export function formatLayout(layout: DiskLayout): string {
       String(p.number),
       String(p.startLba),
       String(p.endLba),
-      formatBytes(p.size),
+      formatSize(p.size),
       typeName,
       p.label,
       p.fs,
@@ -396,6 +396,19 @@ export function formatLayout(layout: DiskLayout): string {
     ]);
   }
   return `${head}\n${formatRows(rows)}`;
+}
+
+/** A size in binary units, the way partitioning tools print it (`501 MiB`, `10 GiB`, `1.5 GiB`). */
+export function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const text = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, "");
+  return `${text} ${units[i]}`;
 }
 
 /** `XXXX-XXXX`, the way `blkid` prints a FAT volume id. */
