@@ -229,6 +229,8 @@ export class OstreeRepo {
   readonly fsync: boolean;
   /** Wall clock (ms). */
   readonly now: () => number;
+  private lockDepth = 0;
+  private releaseLock: (() => Promise<void>) | null = null;
 
   private constructor(
     path: string,
@@ -954,6 +956,17 @@ export class OstreeRepo {
    * not libostree's `flock()` on `.lock`, which Node.js cannot take.
    */
   async lock(options: { timeoutMs?: number } = {}): Promise<() => Promise<void>> {
+    if (this.lockDepth > 0) {
+      // re-entrant for this repository object (e.g. an import that commits while holding it)
+      this.lockDepth++;
+      let done = false;
+      return async () => {
+        if (done) return;
+        done = true;
+        this.lockDepth--;
+        if (this.lockDepth === 0 && this.releaseLock) await this.releaseLock();
+      };
+    }
     const dir = join(this.path, "tmp", "imagemode.lock");
     const deadline = this.now() + (options.timeoutMs ?? 30_000);
     for (;;) {
@@ -980,11 +993,17 @@ export class OstreeRepo {
     await this.fs
       .writeFile(join(this.path, ".lock"), "", { flag: "a", mode: 0o640 })
       .catch(() => undefined);
+    this.lockDepth = 1;
+    this.releaseLock = async () => {
+      this.releaseLock = null;
+      await this.fs.rm(dir, { recursive: true, force: true });
+    };
     let released = false;
     return async () => {
       if (released) return;
       released = true;
-      await this.fs.rm(dir, { recursive: true, force: true });
+      this.lockDepth--;
+      if (this.lockDepth === 0 && this.releaseLock) await this.releaseLock();
     };
   }
 
