@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   bytesStream,
   ImageModeError,
@@ -191,6 +191,13 @@ async function writeFileAtomic(
   } catch (e) {
     await fsp.rm(tmp, { force: true });
     throw e;
+  }
+  // Make the rename itself durable.
+  const dirHandle = await fsp.open(dirname(abs), "r");
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
   }
 }
 

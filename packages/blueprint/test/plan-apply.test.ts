@@ -489,3 +489,62 @@ describe("apply safety", () => {
     }
   });
 });
+
+describe("allocation against the real shadow tools with the image's own login.defs", () => {
+  it("honours UID_MIN/GID_MIN and skips taken ids exactly as useradd/groupadd do", async () => {
+    const dir = await tempDir("blueprint-oracle-");
+    try {
+      const defs =
+        "UID_MIN 5000\nUID_MAX 5100\nGID_MIN 7000\nGID_MAX 7100\nPASS_MAX_DAYS 365\nPASS_MIN_DAYS 1\nPASS_WARN_AGE 14\n";
+      const fsp = await import("node:fs/promises");
+      const ours = join(dir.path, "ours");
+      const oracle = join(dir.path, "oracle");
+      for (const r of [ours, oracle]) {
+        await makeRoot(r, "/etc", ["/bin/bash"]);
+        await fsp.writeFile(join(r, "etc/login.defs"), defs);
+      }
+      const config = `
+[[customizations.group]]
+name = "g7000"
+gid = 7000
+[[customizations.user]]
+name = "u1"
+[[customizations.user]]
+name = "u2"
+uid = 5050
+[[customizations.user]]
+name = "u3"
+groups = ["extra"]
+`;
+      const r = validateBlueprint(parseBlueprint(config, "toml"));
+      if (!r.ok) throw new Error(JSON.stringify(r.issues));
+      const now = Date.now();
+      const p = planCustomizations(r.blueprint, await readEtcFiles(ours), { clock: () => now });
+      await applyPlan(p, ours);
+      const home = (u: string) => ["-M", "-d", `/var/home/${u}`, "-s", "/bin/bash"];
+      for (const [cmd, ...args] of [
+        ["groupadd", "-R", oracle, "-g", "7000", "g7000"],
+        ["useradd", "-R", oracle, "-U", ...home("u1"), "-p", "!", "u1"],
+        ["useradd", "-R", oracle, "-U", "-u", "5050", ...home("u2"), "-p", "!", "u2"],
+        ["useradd", "-R", oracle, "-U", ...home("u3"), "-p", "!", "u3"],
+        ["groupadd", "-R", oracle, "extra"],
+        ["usermod", "-R", oracle, "-a", "-G", "extra", "u3"],
+      ] as string[][]) {
+        const res = await asRootIn(cmd as string, args);
+        expect({ cmd, code: res.code, err: res.stderr }).toEqual({ cmd, code: 0, err: "" });
+      }
+      expect(p.users.map((u) => [u.name, u.uid, u.gid])).toEqual([
+        ["u1", 5000, 7001],
+        ["u2", 5050, 7002],
+        ["u3", 5051, 7003],
+      ]);
+      for (const f of ["passwd", "group", "shadow", "gshadow"]) {
+        expect(await readFile(join(ours, "etc", f), "utf8"), f).toBe(
+          await readFile(join(oracle, "etc", f), "utf8"),
+        );
+      }
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
