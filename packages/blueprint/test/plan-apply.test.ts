@@ -1,6 +1,6 @@
 import { lstat, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isImageModeError, readAll } from "@imagemode/core";
+import { isImageModeError, readAll, readHostDirectory } from "@imagemode/core";
 import { tempDir } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -296,6 +296,34 @@ describe("plan + apply against a copy of this host's Debian /etc", () => {
       const theirs = await readFile(join(oracle, "etc", f), "utf8");
       expect(ours, f).toBe(theirs);
     }
+  });
+
+  it("tree edits say what applyPlan put on disk (read back with core's readHostDirectory)", async () => {
+    const onDisk = new Map<
+      string,
+      { type: string; mode: number; uid: number; gid: number; size?: number }
+    >();
+    for await (const e of readHostDirectory(root))
+      onDisk.set(e.path, {
+        type: e.type,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        ...(e.type === "file" ? { size: e.size } : {}),
+      });
+    let compared = 0;
+    for await (const e of planToTreeEdits(plan)) {
+      if (e.createOnly || e.keepMetadata) continue; // the image's own metadata wins there
+      expect(onDisk.get(e.path), e.path).toEqual({
+        type: e.type,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        ...(e.type === "file" ? { size: e.size } : {}),
+      });
+      compared++;
+    }
+    expect(compared).toBeGreaterThanOrEqual(8);
   });
 
   it("exposes the plan as tree edits with the image's owners", async () => {
