@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { isImageModeError } from "@imagemode/core";
+import { requireTool } from "@imagemode/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   applyBootSwap,
@@ -27,7 +28,7 @@ import {
   renderGrubConfig,
   serializeBlsEntry,
 } from "../src/index.js";
-import { ostreeVectorEntries } from "./helpers.js";
+import { ostreeVectorEntries, run } from "./helpers.js";
 
 const V4 = "a76d094f5128c2b70cfd18272e660bb2bf592254c37553c83d2c76bbcda344b6";
 const V1 = "7aeb9d7187e3c2800b811cb8b012e1902973b2ed091447c0a314e00d8a450144";
@@ -169,5 +170,95 @@ describe("the boot directory swap", () => {
     await mkdir(path.join(boot, "x"));
     await writeFile(path.join(boot, "x/keep"), "");
     expect(await readdir(path.dirname(boot))).not.toContain("escape");
+  });
+});
+
+describe("ostree itself reads the boot directory we write", () => {
+  let sysroot: string;
+  beforeEach(async () => {
+    requireTool("ostree");
+    sysroot = await mkdtemp(path.join(tmpdir(), "sysroot-"));
+  });
+  afterEach(async () => {
+    await rm(sysroot, { recursive: true, force: true });
+  });
+  const status = async () => {
+    const argv = ["admin", "status", `--sysroot=${sysroot}`];
+    const { stdout } =
+      process.getuid?.() === 0
+        ? await run("setpriv", [
+            "--bounding-set=-sys_admin",
+            "--inh-caps=-sys_admin",
+            "ostree",
+            ...argv,
+          ])
+        : await run("ostree", argv);
+    return stdout;
+  };
+  /** Creates deployments on disk and the `ostree/boot.N.M` symlink farm for `entries` (what deploy-manager does). */
+  const farm = async (
+    bootversion: 0 | 1,
+    deps: { commit: string; bootcsum: string }[],
+    entries: ReturnType<typeof planOstreeEntries>,
+  ) => {
+    await rm(path.join(sysroot, `ostree/boot.${bootversion}.0`), { recursive: true, force: true });
+    for (const [i, d] of deps.entries()) {
+      const e = entries[i]!;
+      const { bootserial } = entryOstreeBootPath(e);
+      const dep = path.join(sysroot, "ostree/deploy/os/deploy", `${d.commit}.0`);
+      await mkdir(dep, { recursive: true });
+      await writeFile(`${dep}.origin`, "[origin]\nrefspec=os/stable\n");
+      const link = path.join(
+        sysroot,
+        `ostree/boot.${bootversion}.0/os/${d.bootcsum}/${bootserial}`,
+      );
+      await mkdir(path.dirname(link), { recursive: true });
+      await symlink(`../../../deploy/os/deploy/${d.commit}.0`, link);
+    }
+    await rm(path.join(sysroot, `ostree/boot.${bootversion}`), { force: true });
+    await symlink(`boot.${bootversion}.0`, path.join(sysroot, `ostree/boot.${bootversion}`));
+  };
+  it("`ostree admin status` lists our deployments in our order, across two bootversion switches", async () => {
+    await mkdir(path.join(sysroot, "ostree/deploy/os/var"), { recursive: true });
+    await mkdir(path.join(sysroot, "boot"), { recursive: true });
+    await run("ostree", ["init", `--repo=${path.join(sysroot, "ostree/repo")}`, "--mode=bare"]);
+    const c = (ch: string) => ch.repeat(64);
+    const boot = path.join(sysroot, "boot");
+    const d1 = [{ commit: c("1"), bootcsum: V1 }];
+    const e1 = planOstreeEntries(
+      d1.map((d) => ({
+        stateroot: "os",
+        bootcsum: d.bootcsum,
+        kver: "6.0.0",
+        kargs: "rw",
+        osName: "OS",
+      })),
+      { bootversion: 1 },
+    );
+    await farm(1, d1, e1);
+    await applyBootSwap(boot, planBootSwap(await readBootVersion(boot), e1));
+    expect(await status()).toContain(`os ${c("1")}.0`);
+
+    // Three deployments, two sharing a bootcsum (bootserials 0 and 1), written as bootversion 0.
+    const d2 = [
+      { commit: c("3"), bootcsum: V4 },
+      { commit: c("2"), bootcsum: V1 },
+      { commit: c("1"), bootcsum: V1 },
+    ];
+    const e2 = planOstreeEntries(
+      d2.map((d) => ({
+        stateroot: "os",
+        bootcsum: d.bootcsum,
+        kver: "6.1.0",
+        kargs: "rw quiet",
+        osName: "OS",
+      })),
+      { bootversion: 0 },
+    );
+    await farm(0, d2, e2);
+    await applyBootSwap(boot, planBootSwap(await readBootVersion(boot), e2), { cleanup: true });
+    const out = await status();
+    const listed = [...out.matchAll(/^[* ] os ([0-9a-f]{64})\.0$/gm)].map((m) => m[1]);
+    expect(listed).toEqual([c("3"), c("2"), c("1")]);
   });
 });
