@@ -294,29 +294,42 @@ function xattrsOf(e: TreeEntry): XattrRecord[] {
   return sortXattrs(recs);
 }
 
-/** Buffers positional writes of consecutive blocks into larger sink writes. */
+/**
+ * Gathers writes of consecutive blocks into one staging buffer (copied, so callers may reuse
+ * theirs) and hands the sink one large positional write per run of up to `STAGE_BLOCKS`.
+ */
 class BlockWriter {
+  static readonly STAGE_BLOCKS = 256;
   #start = -1;
-  #parts: Uint8Array[] = [];
   #len = 0;
+  #stage: Buffer;
   constructor(
     readonly sink: BlockSink,
     readonly bs: number,
-  ) {}
+  ) {
+    this.#stage = Buffer.allocUnsafe(BlockWriter.STAGE_BLOCKS * bs);
+  }
   async put(block: number, data: Uint8Array): Promise<void> {
     const n = data.length / this.bs;
-    if (this.#len > 0 && (this.#start + this.#len !== block || this.#len >= 256))
+    if (
+      this.#len > 0 &&
+      (this.#start + this.#len !== block || this.#len + n > BlockWriter.STAGE_BLOCKS)
+    )
       await this.flush();
+    if (n > BlockWriter.STAGE_BLOCKS) {
+      await this.sink.write(block * this.bs, data);
+      return;
+    }
     if (this.#len === 0) this.#start = block;
-    this.#parts.push(data);
+    this.#stage.set(data, this.#len * this.bs);
     this.#len += n;
   }
   async flush(): Promise<void> {
     if (this.#len === 0) return;
-    const data =
-      this.#parts.length === 1 ? (this.#parts[0] as Uint8Array) : Buffer.concat(this.#parts);
+    const data = this.#stage.subarray(0, this.#len * this.bs);
     const at = this.#start * this.bs;
-    this.#parts = [];
+    // a fresh stage: a sink may still hold the old one until its write settles
+    this.#stage = Buffer.allocUnsafe(BlockWriter.STAGE_BLOCKS * this.bs);
     this.#len = 0;
     await this.sink.write(at, data);
   }
@@ -507,6 +520,7 @@ export async function writeExt4(
   // file contents
   let done = 0;
   const zero = Buffer.alloc(bs);
+  const carry = Buffer.alloc(bs);
   for (const n of nodes) {
     if (n.type !== "file") continue;
     throwIfAborted(signal, OP);
@@ -514,7 +528,6 @@ export async function writeExt4(
       const extents: Extent4[] = [];
       let logical = 0;
       let read = 0;
-      const carry = Buffer.alloc(bs);
       let carryLen = 0;
       const putBlock = async (blk: Uint8Array) => {
         if (zero.equals(blk)) {
@@ -554,7 +567,7 @@ export async function writeExt4(
           carryLen += take;
           off = take;
           if (carryLen === bs) {
-            await putBlock(Buffer.from(carry));
+            await putBlock(carry);
             carryLen = 0;
           }
         }
@@ -566,8 +579,6 @@ export async function writeExt4(
           chunk.copy(carry, 0, off);
           carryLen = chunk.length - off;
         }
-        // the producer may reuse its chunk once we ask for the next one
-        await writer.flush();
         done += chunk.length;
         onProgress?.({ type: "bytes", task: "disk.ext4", done, total: contentTotal });
         throwIfAborted(signal, OP);
@@ -580,9 +591,8 @@ export async function writeExt4(
         );
       if (carryLen > 0) {
         carry.fill(0, carryLen);
-        await putBlock(Buffer.from(carry));
+        await putBlock(carry);
       }
-      await writer.flush();
       n.extents = extents;
     }
     await finishExtents(n);
