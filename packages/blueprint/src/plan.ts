@@ -188,17 +188,20 @@ function mergedUsers(bp: Blueprint): UserCustomization[] {
     users.push(copy);
     byName.set(u.name, copy);
   }
+  const keyOnly: UserCustomization[] = [];
   for (const k of c.sshkey ?? []) {
     const existing = byName.get(k.user);
     if (existing) {
       if (existing.key === undefined) existing.key = k.key;
+      else if (keyOnly.includes(existing))
+        existing.key = `${existing.key.replace(/\n*$/, "")}\n${k.key}`;
     } else {
       const u: UserCustomization = { name: k.user, key: k.key };
-      users.unshift(u);
+      keyOnly.push(u);
       byName.set(k.user, u);
     }
   }
-  return users;
+  return [...keyOnly, ...users];
 }
 
 /**
@@ -648,9 +651,15 @@ export function planCustomizations(
       );
     return e.gid;
   };
+  // Where a path of the booted system lives in the image tree: /etc in etcDir, and the bootc
+  // symlinks /root → var/roothome, /usr/local → var/usrlocal resolved (never written through).
   const onDisk = (p: string) => {
     const rel = p.replace(/^\/+/, "");
-    return rel === "etc" || rel.startsWith("etc/") ? `${etcDir}${rel.slice(3)}` : rel;
+    const under = (prefix: string) => rel === prefix || rel.startsWith(`${prefix}/`);
+    if (under("etc")) return `${etcDir}${rel.slice(3)}`;
+    if (under("root")) return `var/roothome${rel.slice(4)}`;
+    if (under("usr/local")) return `var/usrlocal${rel.slice(9)}`;
+    return rel;
   };
   (c.directories ?? []).forEach((d, i) => {
     const where = `customizations.directories[${i}]`;

@@ -21,6 +21,8 @@ import { asRootIn, makeRoot, run } from "./helpers.js";
 const ED25519 =
   "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@example";
 const RSA_ROOT = `ssh-rsa ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from("ssh-rsa"), Buffer.alloc(64, 7)]).toString("base64")} root@example`;
+const KEY_2 =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBYhqWvHWg7C0xZ8yXgAL6rxSe+y4NjHpOqcbTpnPn4F second@example";
 const BOB_HASH =
   "$6$CHO2$3rN8eviE2t50lmVyBYihTgVRHcaecmeCk31LeOUleVK/R/aeWVHVZDi26zAH.o0ywBKH9Tc0/wm7sW/q39uyd1";
 
@@ -440,6 +442,28 @@ describe("planning rules", () => {
     ]);
     expect(p.edits.map((e) => e.path)).toContain("srv/a/.ssh/authorized_keys");
     expect(p.edits.map((e) => e.path)).toContain("var/roothome/.ssh/authorized_keys");
+  });
+
+  it("maps /root and /usr/local of files to var/roothome and var/usrlocal (bootc symlinks)", () => {
+    const p = plan(
+      '[[customizations.files]]\npath = "/root/.bashrc"\ndata = "x"\n[[customizations.files]]\npath = "/usr/local/bin/tool"\nmode = "0755"\ndata = "#!/bin/sh\\n"\n',
+    );
+    expect(p.edits.map((e) => [e.path, e.mode])).toEqual([
+      ["var/roothome/.bashrc", 0o644],
+      ["var/usrlocal/bin/tool", 0o755],
+    ]);
+  });
+
+  it("a user's own key wins over sshkey; several sshkey entries for one user add up", () => {
+    const k2 = KEY_2;
+    const p = plan(
+      `[[customizations.user]]\nname = "a"\nkey = "${ED25519}"\n[[customizations.sshkey]]\nuser = "a"\nkey = "${k2}"\n[[customizations.sshkey]]\nuser = "b"\nkey = "${ED25519}"\n[[customizations.sshkey]]\nuser = "b"\nkey = "${k2}"\n`,
+      { ...etc, passwd: `${etc.passwd}b:x:1001:1001::/home/b:/bin/bash\n` },
+    );
+    expect(p.users.map((u) => [u.name, u.keys])).toEqual([
+      ["b", 2],
+      ["a", 1],
+    ]);
   });
 
   it("puts account files under usr/etc when asked", () => {
