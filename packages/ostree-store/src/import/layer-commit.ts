@@ -6,10 +6,12 @@
  * applied when layers are merged.
  */
 import {
+  bytesStream,
   ImageModeError,
   invalidArgument,
   invalidState,
   type OpOptions,
+  readAll,
   throwIfAborted,
   unsupported,
 } from "@imagemode/core";
@@ -45,6 +47,64 @@ interface DeferredLink {
   name: string;
   size: number;
 }
+
+/**
+ * Content writes in flight. Small files are read into memory and written concurrently (their
+ * latency, not their bytes, dominates); the number of jobs and the bytes held are bounded.
+ */
+class WritePool {
+  private readonly inflight = new Set<Promise<void>>();
+  private bytes = 0;
+  private error: unknown;
+  private serial = 0;
+  /** Placeholder → real checksum. */
+  readonly resolved = new Map<string, string>();
+  /** Where placeholders were put: [path, placeholder]. */
+  readonly placed: Array<[string, string]> = [];
+
+  constructor(
+    private readonly maxJobs: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  placeholder(): string {
+    return `pending:${this.serial++}`;
+  }
+
+  async submit(size: number, placeholder: string, job: () => Promise<string>): Promise<void> {
+    while (
+      this.inflight.size >= this.maxJobs ||
+      (this.inflight.size > 0 && this.bytes + size > this.maxBytes)
+    ) {
+      await Promise.race(this.inflight);
+    }
+    if (this.error) throw this.error;
+    this.bytes += size;
+    const p: Promise<void> = job()
+      .then(
+        (c) => {
+          this.resolved.set(placeholder, c);
+        },
+        (e: unknown) => {
+          this.error ??= e;
+        },
+      )
+      .finally(() => {
+        this.bytes -= size;
+        this.inflight.delete(p);
+      });
+    this.inflight.add(p);
+  }
+
+  /** Waits for every write; throws the first error. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.inflight]);
+    if (this.error) throw this.error;
+  }
+}
+
+/** Files up to this size are buffered and written concurrently. */
+const SMALL_FILE = 1024 * 1024;
 
 function xattrMap(x: Array<[string, Uint8Array]>): Map<string, Uint8Array> | undefined {
   if (x.length === 0) return undefined;
@@ -105,73 +165,97 @@ export async function writeLayerTree(
     return cur;
   };
 
-  for await (const e of entries) {
-    throwIfAborted(options.signal, OP);
-    const parts = e.path === "" ? [] : splitPath(e.path);
-    if (e.type === "dir") {
-      const meta = await writeMeta({
-        uid: e.uid,
-        gid: e.gid,
-        mode: S_IFDIR | e.mode,
-        ...(e.xattrs.length ? { xattrs: xattrMap(e.xattrs) } : {}),
-      });
-      if (parts.length === 0) {
-        await root.putDir("", meta, meta);
+  const pool = new WritePool(8, 16 * 1024 * 1024);
+  try {
+    for await (const e of entries) {
+      throwIfAborted(options.signal, OP);
+      const parts = e.path === "" ? [] : splitPath(e.path);
+      if (e.type === "dir") {
+        const meta = await writeMeta({
+          uid: e.uid,
+          gid: e.gid,
+          mode: S_IFDIR | e.mode,
+          ...(e.xattrs.length ? { xattrs: xattrMap(e.xattrs) } : {}),
+        });
+        if (parts.length === 0) {
+          await root.putDir("", meta, meta);
+          continue;
+        }
+        const parent = await parentDir(parts, e.uid, e.gid, e.path);
+        const name = parts[parts.length - 1] as string;
+        if ((await parent.fileEntries()).has(name)) {
+          throw invalidState(`Can't replace file with directory: ${e.path}`, {
+            op: OP,
+            data: { path: e.path },
+          });
+        }
+        await root.putDir(e.path, meta, meta);
         continue;
+      }
+      if (e.type !== "file" && e.type !== "symlink" && e.type !== "hardlink") {
+        throw unsupported(`Unsupported file type for path "${e.path}" (${e.type})`, {
+          op: OP,
+          data: { path: e.path, type: e.type },
+        });
       }
       const parent = await parentDir(parts, e.uid, e.gid, e.path);
       const name = parts[parts.length - 1] as string;
-      if ((await parent.fileEntries()).has(name)) {
-        throw invalidState(`Can't replace file with directory: ${e.path}`, {
-          op: OP,
-          data: { path: e.path },
-        });
+      const isLink = e.type === "hardlink";
+      if (!isLink || e.size > 0) {
+        if ((await parent.dirEntries()).has(name)) {
+          throw invalidState(`Can't replace directory with file: ${e.path}`, {
+            op: OP,
+            data: { path: e.path },
+          });
+        }
+        const xattrs = xattrMap(e.xattrs);
+        // Symlinks keep the mode the archive records (libarchive's st_mode), as ostree does.
+        const header =
+          e.type === "symlink"
+            ? {
+                uid: e.uid,
+                gid: e.gid,
+                mode: S_IFLNK | e.mode,
+                symlinkTarget: e.linkTarget ?? "",
+                ...(xattrs ? { xattrs } : {}),
+              }
+            : { uid: e.uid, gid: e.gid, mode: S_IFREG | e.mode, ...(xattrs ? { xattrs } : {}) };
+        if (e.type === "symlink" || e.size <= SMALL_FILE) {
+          const body =
+            e.type === "symlink"
+              ? null
+              : await readAll(e.content, SMALL_FILE + 1, { what: e.path });
+          const ph = pool.placeholder();
+          await pool.submit(body?.byteLength ?? 0, ph, () =>
+            repo.writeContent(
+              header,
+              body ? bytesStream(body) : null,
+              options.stats,
+              options.signal,
+            ),
+          );
+          await root.putFile(e.path, ph, "");
+          pool.placed.push([e.path, ph]);
+        } else {
+          const csum = await repo.writeContent(header, e.content, options.stats, options.signal);
+          await root.putFile(e.path, csum, "");
+        }
       }
-      await root.putDir(e.path, meta, meta);
-      continue;
-    }
-    if (e.type !== "file" && e.type !== "symlink" && e.type !== "hardlink") {
-      throw unsupported(`Unsupported file type for path "${e.path}" (${e.type})`, {
-        op: OP,
-        data: { path: e.path, type: e.type },
-      });
-    }
-    const parent = await parentDir(parts, e.uid, e.gid, e.path);
-    const name = parts[parts.length - 1] as string;
-    const isLink = e.type === "hardlink";
-    if (!isLink || e.size > 0) {
-      if ((await parent.dirEntries()).has(name)) {
-        throw invalidState(`Can't replace directory with file: ${e.path}`, {
-          op: OP,
-          data: { path: e.path },
-        });
+      if (isLink) {
+        const target = e.hardlinkTarget as string;
+        const list = deferred.get(target) ?? [];
+        list.push({ parent: parts.slice(0, -1), name, size: e.size });
+        deferred.set(target, list);
       }
-      const xattrs = xattrMap(e.xattrs);
-      // Symlinks keep the mode the archive records (libarchive's st_mode), as ostree does.
-      const header =
-        e.type === "symlink"
-          ? {
-              uid: e.uid,
-              gid: e.gid,
-              mode: S_IFLNK | e.mode,
-              symlinkTarget: e.linkTarget ?? "",
-              ...(xattrs ? { xattrs } : {}),
-            }
-          : { uid: e.uid, gid: e.gid, mode: S_IFREG | e.mode, ...(xattrs ? { xattrs } : {}) };
-      const csum = await repo.writeContent(
-        header,
-        e.type === "symlink" ? null : e.content,
-        options.stats,
-        options.signal,
-      );
-      await root.putFile(e.path, csum, "");
     }
-    if (isLink) {
-      const target = e.hardlinkTarget as string;
-      const list = deferred.get(target) ?? [];
-      list.push({ parent: parts.slice(0, -1), name, size: e.size });
-      deferred.set(target, list);
-    }
+  } finally {
+    await pool.drain().catch(() => undefined);
+  }
+  await pool.drain();
+  for (const [path, ph] of pool.placed) {
+    const node = await root.lookup(path);
+    const real = pool.resolved.get(ph);
+    if (node?.type === "file" && node.checksum === ph && real) await root.putFile(path, real, "");
   }
 
   // libostree `aic_import_deferred_hardlinks`.
