@@ -5,7 +5,7 @@
 // The tree is copied once into a temp dir (so both tools read the same files from the page cache).
 // mkfs.ext4 runs with `-O ^has_journal` (our writer writes no journal) and `-E root_owner=0:0`.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -335,6 +335,70 @@ class BlockWriter {
   }
 }
 
+/** Small files at most this large are read ahead. */
+const READ_AHEAD_FILE = 1024 * 1024;
+/** Bytes of content read ahead at most. */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Files read ahead at most. */
+const READ_AHEAD_FILES = 16;
+
+/**
+ * Reads the contents of the next small files while the current one is written: a bounded
+ * window (files and bytes), each content opened once, errors surfacing when the file's turn comes.
+ */
+class ReadAhead {
+  #pending = new Map<number, Promise<Uint8Array[]>>();
+  #next = 0;
+  #bytes = 0;
+  constructor(readonly files: readonly Node[]) {}
+  fill(current: number): void {
+    if (this.#next <= current) this.#next = current + 1;
+    while (this.#next < this.files.length && this.#next - current <= READ_AHEAD_FILES) {
+      const n = this.files[this.#next] as Node;
+      if (n.size > READ_AHEAD_FILE || !n.content) {
+        this.#next++; // large files stream in their turn
+        continue;
+      }
+      if (this.#bytes + n.size > READ_AHEAD_BYTES) break;
+      this.#bytes += n.size;
+      const open = n.content;
+      const p = (async () => {
+        const chunks: Uint8Array[] = [];
+        let got = 0;
+        for await (const c of await open()) {
+          got += c.length;
+          if (got > n.size)
+            throw new ImageModeError(
+              "SIZE_MISMATCH",
+              `${n.path}: content is longer than its size ${n.size}`,
+              { op: OP, data: { path: n.path } },
+            );
+          chunks.push(c);
+        }
+        return chunks;
+      })();
+      p.catch(() => {}); // observed when taken
+      this.#pending.set(this.#next, p);
+      this.#next++;
+    }
+  }
+  /** The read-ahead content of file `i` as a stream, or undefined when it was not read ahead. */
+  take(i: number): AsyncIterable<Uint8Array> | undefined {
+    const p = this.#pending.get(i);
+    if (!p) return undefined;
+    this.#pending.delete(i);
+    const size = (this.files[i] as Node).size;
+    const self = this;
+    return (async function* () {
+      try {
+        yield* await p;
+      } finally {
+        self.#bytes -= size;
+      }
+    })();
+  }
+}
+
 /**
  * Writes `tree` as an ext4 filesystem to `sink` (a zero-filled volume of `sizeBytes`): 64bit,
  * extents, flex_bg, sparse_super, huge_file, large_file, dir_nlink, extra_isize (256-byte
@@ -517,13 +581,16 @@ export async function writeExt4(
   }
   await writer.flush();
 
-  // file contents
+  // file contents, in inode order; small files are read ahead (bounded) so opening and
+  // reading the next files overlaps writing this one
   let done = 0;
   const zero = Buffer.alloc(bs);
   const carry = Buffer.alloc(bs);
-  for (const n of nodes) {
-    if (n.type !== "file") continue;
+  const fileNodes = nodes.filter((n) => n.type === "file");
+  const readAhead = new ReadAhead(fileNodes);
+  for (const [fi, n] of fileNodes.entries()) {
     throwIfAborted(signal, OP);
+    readAhead.fill(fi);
     if (n.size > 0 && n.content) {
       const extents: Extent4[] = [];
       let logical = 0;
@@ -547,7 +614,7 @@ export async function writeExt4(
         logical++;
         await writer.put(p, blk);
       };
-      const stream = await n.content();
+      const stream = readAhead.take(fi) ?? (await n.content());
       for await (const chunk0 of stream) {
         const chunk =
           chunk0 instanceof Buffer
