@@ -29,7 +29,10 @@ export interface CheckoutOptions extends OpOptions {
   user?: boolean;
   /** Union (`--union`): the destination may exist; files in it are replaced. */
   union?: boolean;
-  /** Process OCI whiteouts (`--whiteouts`): `.wh.NAME` deletes `NAME`; the markers are not checked out. */
+  /**
+   * Process OCI whiteouts (`--whiteouts`): `.wh.NAME` deletes `NAME`, `.wh..wh..opq` empties its
+   * directory in the target first; the markers themselves are not checked out.
+   */
   whiteouts?: boolean;
   /** Check out only this subpath (`--subpath`). */
   subpath?: string;
@@ -60,7 +63,7 @@ export async function checkout(
   const mode = options.mode ?? "auto";
   const canLink =
     repo.mode === "bare"
-      ? !user || process.getuid?.() === 0
+      ? !user
       : repo.mode === "bare-user" || repo.mode === "bare-user-only"
         ? user
         : false;
@@ -175,6 +178,11 @@ export async function checkout(
   const walk = async (dir: string, tree: string) => {
     throwIfAborted(options.signal, "ostree.checkout");
     const t = await repo.readDirTree(tree);
+    if (options.whiteouts && t.files.some((f) => f.name === ".wh..wh..opq")) {
+      // opaque directory: what the union target had here is hidden (removed) first
+      for (const n of await fs.readdir(dir))
+        await fs.rm(join(dir, n), { recursive: true, force: true });
+    }
     for (const f of t.files) {
       if (options.whiteouts && f.name.startsWith(".wh.")) {
         if (f.name !== ".wh..wh..opq")

@@ -271,10 +271,13 @@ export interface CommitOptions extends WriteTreeOptions {
   /** Adds `version` (like `--add-metadata-string=version=…`, after `metadata`). */
   version?: string;
   /**
-   * Adds `ostree.ref-binding` = [branch] after the other metadata, as the CLI does unless
-   * `--no-bindings`. Default true when `branch` is given.
+   * Adds `ostree.ref-binding` (the sorted list of `branch` and `bindRefs`; empty without a
+   * branch) after the other metadata, exactly as `ostree commit` does unless `--no-bindings`.
+   * Default true; `false` is `--no-bindings`.
    */
   refBinding?: boolean;
+  /** Extra refs to bind the commit to (`--bind-ref`). */
+  bindRefs?: string[];
   /**
    * Marks the commit bootable: adds `ostree.bootable` (true) and `ostree.linux` (kernel version).
    * Note: `ostree commit --bootable` additionally re-orders all metadata keys in hash-table
@@ -344,8 +347,17 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
       metadata.push(["ostree.bootable", new Variant("b", true)]);
       metadata.push(["ostree.linux", new Variant("s", options.bootable.linux)]);
     }
-    if (options.branch !== undefined && options.refBinding !== false)
-      metadata.push(["ostree.ref-binding", new Variant("as", [options.branch])]);
+    if (options.refBinding !== false) {
+      const refs = [
+        ...new Set([
+          ...(options.branch !== undefined ? [options.branch] : []),
+          ...(options.bindRefs ?? []),
+        ]),
+      ];
+      for (const r of refs) validateRefName(r);
+      refs.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      metadata.push(["ostree.ref-binding", new Variant("as", refs)]);
+    }
 
     const bytes = encodeCommit({
       metadata,
