@@ -150,6 +150,64 @@ describe.runIf(HAVE)("imagemode-ostree vs ostree: same arguments, same checksums
     }
   }
 
+  it("show, log, diff, checkout -H -U and prune behave like ostree's", async () => {
+    const a = join(tmp, "hist-o");
+    const b = join(tmp, "hist-i");
+    ostree([`--repo=${a}`, "init", "--mode=bare-user"]);
+    await ours([`--repo=${b}`, "init", "--mode=bare-user"]);
+    const second = join(tmp, "src2");
+    sh("cp", ["-a", src, second]);
+    writeFileSync(join(second, "usr/bin/new"), "new\n");
+    rmSync(join(second, "etc/empty"));
+    writeFileSync(join(second, "usr/bin/run.sh"), "#!/bin/sh\necho changed\n");
+    for (const [dir, ts, subject] of [
+      [src, "@1700000000", "first"],
+      [second, "@1700003600", "second"],
+    ] as const) {
+      const args = [
+        "commit",
+        "-b",
+        "main",
+        `--tree=dir=${dir}`,
+        "--owner-uid=0",
+        "--owner-gid=0",
+        "--no-xattrs",
+        `--timestamp=${ts}`,
+        "-s",
+        subject,
+        "--add-metadata-string=version=9",
+      ];
+      const expected = ostree([`--repo=${a}`, ...args]).trim();
+      expect((await ours([`--repo=${b}`, ...args])).stdout.trim()).toBe(expected);
+    }
+    for (const cmd of [
+      ["show", "main"],
+      ["log", "main"],
+      ["diff", "main^", "main"],
+      ["ls", "-R", "main", "/usr"],
+    ]) {
+      expect((await ours([`--repo=${b}`, ...cmd])).stdout, cmd.join(" ")).toBe(
+        ostree([`--repo=${a}`, ...cmd]),
+      );
+    }
+    const listing = (d: string) =>
+      sh("sh", [
+        "-c",
+        `cd ${d} && find . -printf '%P %y %m %s %l\\n' | sort && find . -type f -exec sha256sum {} + | sort`,
+      ]);
+    ostree([`--repo=${a}`, "checkout", "-H", "-U", "main", join(tmp, "co-o")]);
+    expect(
+      (await ours([`--repo=${b}`, "checkout", "-H", "-U", "main", join(tmp, "co-i")])).code,
+    ).toBe(0);
+    expect(listing(join(tmp, "co-i"))).toBe(listing(join(tmp, "co-o")));
+    expect((await ours([`--repo=${b}`, "fsck"])).code).toBe(0);
+    // prune --refs-only --depth=0 drops the first commit's unique objects; ostree then agrees the repo is sound
+    expect((await ours([`--repo=${b}`, "prune", "--refs-only", "--depth=0"])).stdout).toMatch(
+      /Deleted [1-9]\d* objects/,
+    );
+    ostree([`--repo=${b}`, "fsck", "-q"]);
+  });
+
   it("maps errors to exit statuses", async () => {
     const r = join(tmp, "errs");
     await ours([`--repo=${r}`, "init", "--mode=archive"]);
