@@ -57,6 +57,7 @@ import {
   decodeOstreeMeta,
   encodeArchiveHeader,
   encodeCommitMeta,
+  encodeDirMeta,
   encodeOstreeMeta,
   type FileHeader,
   isChecksum,
@@ -408,6 +409,11 @@ export class OstreeRepo {
     await atomicWrite(this.fs, join(this.path, "tmp"), dest, bytes, this.fsync, 0o644);
     if (stats) stats.metadataWritten++;
     return csum;
+  }
+
+  /** Writes a dirmeta object (e.g. the parent-directory metadata {@link MutableTree.putFile} needs). */
+  async writeDirMeta(meta: DirMeta, stats?: WriteStats): Promise<string> {
+    return this.writeMetadata("dirmeta", encodeDirMeta(meta), stats);
   }
 
   /** Reads and parses a commit. */
