@@ -43,7 +43,8 @@ async function walk(
 /**
  * Finds the EFI binaries of an unpacked image: the bootupd payload `usr/lib/bootupd/updates/EFI/`
  * (every file, vendor = the directory holding `grubx64.efi`), else a loose `grubx64.efi` (Debian's
- * signed or monolithic image) with `shimx64.efi` if present. `null` when the image has none (then
+ * signed or monolithic image) with `shimx64.efi` if present; its vendor directory is the prefix
+ * embedded in the binary (`/EFI/debian` → `debian`, see {@link readGrubEfiPrefix}). `null` when the image has none (then
  * build one with {@link makeGrubImage}).
  */
 export async function findImageEfiBinaries(
@@ -73,11 +74,11 @@ export async function findImageEfiBinaries(
       });
     return { layout: "bootupd", files, vendor, bootEntry: entry.path };
   }
-  const vendor = options.vendor ?? "imagemode";
   let grub: string | undefined;
   for (const p of LOOSE_GRUB)
     if (await exists(path.join(imageRoot, p))) grub = grub ?? path.join(imageRoot, p);
   if (!grub) return null;
+  const vendor = options.vendor ?? (await readGrubEfiPrefix(grub)) ?? "BOOT";
   let shim: string | undefined;
   for (const p of LOOSE_SHIM)
     if (await exists(path.join(imageRoot, p))) shim = shim ?? path.join(imageRoot, p);
@@ -89,6 +90,24 @@ export async function findImageEfiBinaries(
     vendor,
     bootEntry: shim ? `EFI/${vendor}/shimx64.efi` : `EFI/${vendor}/grubx64.efi`,
   };
+}
+
+/**
+ * The `/EFI/<vendor>` prefix embedded in a prebuilt GRUB EFI image (`grub-mkimage -p`), found by a
+ * bounded streaming scan for the NUL-terminated string; `null` when there is none. A prebuilt GRUB
+ * reads `$prefix/grub.cfg` from the ESP, so its `grub.cfg` stub must go to that directory.
+ */
+export async function readGrubEfiPrefix(efiPath: string): Promise<string | null> {
+  const { createReadStream } = await import("node:fs");
+  const re = /\/EFI\/([A-Za-z0-9._-]{1,32})\0/;
+  let tail = "";
+  for await (const chunk of createReadStream(efiPath, { highWaterMark: 1 << 16 })) {
+    const text = tail + (chunk as Buffer).toString("latin1");
+    const m = re.exec(text);
+    if (m?.[1]) return m[1];
+    tail = text.slice(-40);
+  }
+  return null;
 }
 
 /** Inputs of {@link planGrubEfiFiles}. */

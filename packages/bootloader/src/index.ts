@@ -76,6 +76,7 @@ export {
   type GrubEfiInput,
   type ImageEfiBinaries,
   planGrubEfiFiles,
+  readGrubEfiPrefix,
 } from "./grub-efi.js";
 export {
   GRUBENV_SIGNATURE,

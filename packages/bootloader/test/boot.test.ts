@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   applyBootSwap,
   createBlsEntry,
+  findImageEfiBinaries,
   findImageGrub,
   grubBackend,
   makeGrubImage,
@@ -61,6 +62,7 @@ const scenarios: Scenario[] = [
   { name: "bios-grub-saved-entry", firmware: "bios", expectEntry: "one" },
   { name: "efi-grub-next-entry", firmware: "uefi", expectEntry: "one" },
   { name: "sdboot-counted-set-default", firmware: "uefi", expectEntry: "one" },
+  { name: "efi-grub-prebuilt-default", firmware: "uefi", expectEntry: "two" },
 ];
 const results = new Map<string, { log: string; durationMs: number } | Error>();
 let work: Awaited<ReturnType<typeof tempDir>>;
@@ -169,6 +171,27 @@ beforeAll(async () => {
     expect(await readFile(path.join(t.esp, "loader/loader.conf"), "utf8")).toContain(
       "default imagemode-1[.+]*conf\n",
     );
+    s.disk = await buildDisk(work.path, s.name, t.esp, t.boot);
+  }
+  // (b') the image's prebuilt GRUB EFI binary (Debian's monolithic grubx64.efi, prefix /EFI/debian)
+  // with the EFI/debian/grub.cfg stub that finds /boot by UUID.
+  {
+    const s = scenarios[4]!;
+    const t = await dirs(s.name);
+    const binaries = await findImageEfiBinaries(imageRoot);
+    expect(binaries).toMatchObject({
+      layout: "loose",
+      vendor: "debian",
+      bootEntry: "EFI/debian/grubx64.efi",
+    });
+    const b = grubBackend({ bootFsUuid: BOOT_UUID, efi: { binaries: binaries! } });
+    const plan = await b.plan({ entries, timeout: 0, files: kernelFiles("boot") });
+    expect(plan.files.filter((f) => f.partition === "esp").map((f) => f.path)).toEqual([
+      "EFI/debian/grubx64.efi",
+      "EFI/BOOT/BOOTX64.EFI",
+      "EFI/debian/grub.cfg",
+    ]);
+    await b.apply(plan, t);
     s.disk = await buildDisk(work.path, s.name, t.esp, t.boot);
   }
   // Boot two at a time.
