@@ -73,14 +73,13 @@ export class ExtentMap {
   }
 }
 
+const ZEROS = new Uint8Array(1 << 16);
+
 function isZero(data: Uint8Array): boolean {
-  // fast path over 8-byte words when aligned
-  if (data.byteOffset % 8 === 0 && data.byteLength % 8 === 0) {
-    const w = new BigUint64Array(data.buffer, data.byteOffset, data.byteLength / 8);
-    for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
-    return true;
+  for (let o = 0; o < data.length; o += ZEROS.length) {
+    const n = Math.min(ZEROS.length, data.length - o);
+    if (Buffer.compare(data.subarray(o, o + n), ZEROS.subarray(0, n)) !== 0) return false;
   }
-  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
   return true;
 }
 

@@ -2,7 +2,7 @@ import * as fsp from "node:fs/promises";
 import { promisify } from "node:util";
 import { deflateRaw } from "node:zlib";
 import { type OpOptions, throwIfAborted, toImageModeError } from "@imagemode/core";
-import { Appender, allocatedClusters, isZero, RawReader, type RawSource } from "./source.js";
+import { Appender, clusterRuns, isZero, RawReader, type RawSource } from "./source.js";
 
 const deflateRawAsync = promisify(deflateRaw);
 
@@ -59,41 +59,60 @@ export async function writeQcow2(
     /** host clusters → refcount (data and compressed clusters; metadata added later) */
     const refcounts = new Map<number, number>();
     refcounts.set(0, 1);
-    const buf = new Uint8Array(cs);
     const total = src.extents.reduce((n, e) => n + e.length, 0);
     onProgress?.({ type: "start", task: "disk.qcow2", total });
     let dataClusters = 0;
     let compressedClusters = 0;
     let done = 0;
     // compressed data is packed into the current host cluster; `cpos` is the byte position, never crossing a cluster
-    for (const c of allocatedClusters(src.extents, cs, src.size)) {
+    // read runs of up to 64 allocated clusters at once; uncompressed clusters that follow each other
+    // are written with one call
+    const RUN = 64;
+    const big = new Uint8Array(RUN * cs);
+    const pending: Uint8Array[] = [];
+    let pendingAt = -1;
+    const flush = async () => {
+      if (pending.length === 0) return;
+      await out.writeAt(pendingAt, pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+      pending.length = 0;
+    };
+    for (const [first, count] of clusterRuns(src.extents, cs, src.size, RUN)) {
       throwIfAborted(signal, op);
-      const len = Math.min(cs, src.size - c * cs);
-      const data = await reader.read(buf, c * cs, cs);
-      if (len < cs) data.fill(0, len);
-      done += len;
+      const bytes = Math.min(count * cs, src.size - first * cs);
+      const run = await reader.read(big, first * cs, count * cs);
+      if (bytes < count * cs) run.fill(0, bytes);
+      done += bytes;
       onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
-      if (isZero(data)) continue;
-      dataClusters++;
-      if (options.compress) {
-        const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
-        if (z.length < cs - 512) {
-          // fits in the rest of this host cluster? else start a new one
-          const room = cs - (out.pos % cs);
-          if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
-          const at = await out.append(z);
-          const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
-          l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
-          const host = Math.floor(at / cs);
-          refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
-          compressedClusters++;
-          continue;
+      for (let k = 0; k < count; k++) {
+        const c = first + k;
+        const data = run.subarray(k * cs, (k + 1) * cs);
+        if (isZero(data)) continue;
+        dataClusters++;
+        if (options.compress) {
+          const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
+          if (z.length < cs - 512) {
+            await flush();
+            // packed into the current host cluster, never crossing into the next one
+            const room = cs - (out.pos % cs);
+            if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
+            const at = await out.append(z);
+            const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
+            l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
+            const host = Math.floor(at / cs);
+            refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
+            compressedClusters++;
+            continue;
+          }
         }
+        out.pos = Math.ceil(out.pos / cs) * cs;
+        if (pending.length === 0) pendingAt = out.pos;
+        pending.push(Buffer.from(data));
+        const at = out.pos;
+        out.pos += cs;
+        l2.set(c, COPIED | BigInt(at));
+        refcounts.set(at / cs, 1);
       }
-      out.pos = Math.ceil(out.pos / cs) * cs;
-      const at = await out.append(data);
-      l2.set(c, COPIED | BigInt(at));
-      refcounts.set(at / cs, 1);
+      await flush();
     }
     await reader.close();
     out.pos = Math.ceil(out.pos / cs) * cs;

@@ -65,15 +65,36 @@ export class RawReader {
   }
 }
 
-/** True when every byte is zero. */
+const ZEROS = new Uint8Array(1 << 16);
+
+/** True when every byte is zero (compared natively, 64 KiB at a time). */
 export function isZero(data: Uint8Array): boolean {
-  if (data.byteOffset % 8 === 0 && data.byteLength % 8 === 0) {
-    const w = new BigUint64Array(data.buffer, data.byteOffset, data.byteLength / 8);
-    for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
-    return true;
+  for (let o = 0; o < data.length; o += ZEROS.length) {
+    const n = Math.min(ZEROS.length, data.length - o);
+    if (Buffer.compare(data.subarray(o, o + n), ZEROS.subarray(0, n)) !== 0) return false;
   }
-  for (let i = 0; i < data.length; i++) if (data[i] !== 0) return false;
   return true;
+}
+
+/** Runs of consecutive allocated clusters, at most `max` long: `[first, count]`. */
+export function* clusterRuns(
+  extents: readonly Extent[],
+  cluster: number,
+  size: number,
+  max: number,
+): Generator<[number, number]> {
+  let first = -1;
+  let count = 0;
+  for (const c of allocatedClusters(extents, cluster, size)) {
+    if (count > 0 && c === first + count && count < max) {
+      count++;
+      continue;
+    }
+    if (count > 0) yield [first, count];
+    first = c;
+    count = 1;
+  }
+  if (count > 0) yield [first, count];
 }
 
 /** Sequential writer that tracks its position (appends at `pos`). */
