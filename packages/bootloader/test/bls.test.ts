@@ -115,6 +115,44 @@ describe("file names and boot counting", () => {
   });
 });
 
+describe("boot-counter file names agree with bootctl (systemd 252)", () => {
+  it("parses the same id and tries", async () => {
+    const names = [
+      "a+3.conf",
+      "b+2-1.conf",
+      "c+0-3.conf",
+      "d+x.conf",
+      "e+1-.conf",
+      "f+-1.conf",
+      "g+01-002.conf",
+      "h++4.conf",
+      "i.conf",
+      "j+4-0.conf",
+    ];
+    const dir = await mkdtemp(path.join(tmpdir(), "bls-tries-"));
+    try {
+      await mkdir(path.join(dir, "esp/loader/entries"), { recursive: true });
+      await writeFile(path.join(dir, "esp/vmlinuz"), "");
+      for (const n of names)
+        await writeFile(
+          path.join(dir, "esp/loader/entries", n),
+          serializeBlsEntry(createBlsEntry(n, { title: n, linux: "/vmlinuz" })),
+        );
+      const listed = await bootctlList(path.join(dir, "esp"), path.join(dir, "none"));
+      expect(listed.length).toBe(names.length);
+      for (const l of listed) {
+        const ours = parseEntryFileName(l.source);
+        expect([l.source, l.id]).toEqual([l.source, `${ours.id}.conf`]);
+        const m = /^(\d+) left(?:; (\d+) done)?$/.exec(l.tries);
+        const theirs = m ? { left: Number(m[1]), done: Number(m[2] ?? "0") } : null;
+        expect([l.source, theirs]).toEqual([l.source, ours.counter]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("sortBootEntries agrees with bootctl list (systemd 252)", () => {
   const entry = (fileName: string, extra: [string, string][] = []) =>
     createBlsEntry(fileName, { title: fileName, linux: "/vmlinuz", extra });

@@ -34,7 +34,7 @@ export function ostreeVectorEntries(): { section: string; fileName: string; text
 export async function bootctlList(
   esp: string,
   boot: string,
-): Promise<{ id: string; source: string; title: string; isDefault: boolean }[]> {
+): Promise<{ id: string; source: string; title: string; isDefault: boolean; tries: string }[]> {
   const script = [
     "set -e",
     'w=$(mktemp -d); mkdir "$w/esp" "$w/boot"',
@@ -51,6 +51,7 @@ export async function bootctlList(
       const field = (k: string): string => new RegExp(`^\\s*${k}: (.*)$`, "m").exec(b)?.[1] ?? "";
       const title = field("title");
       return {
+        tries: field("tries"),
         id: field("id"),
         source: path.basename(field("source")),
         title: title.replace(/ \((default|not reported\/new|selected)\)/g, ""),
