@@ -144,6 +144,10 @@ async function contentsFor(
       out[p.name] = { fs: "raw", file: resolve(p.file) };
       continue;
     }
+    if (fs === "swap") {
+      out[p.name] = { fs: "swap" };
+      continue;
+    }
     if (!p.from) continue;
     if (fs !== "vfat" && fs !== "ext4" && fs !== "xfs")
       throw invalidArgument(

@@ -117,6 +117,8 @@ describe("imagemode-disk create / show", () => {
       "--json",
       "--part",
       `name=esp,type=esp,size=fill,fs=vfat,from=${join(dir, "esp")},bootable`,
+      "--part",
+      "name=swap,type=swap,size=16MiB,fs=swap",
     ]);
     expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout);
@@ -132,7 +134,10 @@ describe("imagemode-disk create / show", () => {
     expect(show).toMatchObject({
       table: "mbr",
       size: 64 * 1024 * 1024,
-      partitions: [{ number: 1, typeName: "esp", bootable: true, startLba: 2048 }],
+      partitions: [
+        { number: 1, typeName: "esp", bootable: true, startLba: 2048 },
+        { number: 2, typeName: "swap" },
+      ],
     });
     const info = JSON.parse(
       (await sh("qemu-img", ["info", "--output=json", "-f", "vpc", out])).stdout,

@@ -84,6 +84,7 @@ export {
   mbrTypeByte,
   type PartitionTypeName,
 } from "./partition-types.js";
+export { type SwapOptions, writeSwap } from "./swap.js";
 export {
   type BootSectorFields,
   encodeBootSector,

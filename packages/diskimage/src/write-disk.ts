@@ -17,6 +17,7 @@ import type { RawSource } from "./outputs/source.js";
 import { writeVhd } from "./outputs/vhd.js";
 import { writeVmdk } from "./outputs/vmdk.js";
 import { writePartitionTable } from "./partition-table.js";
+import { writeSwap } from "./swap.js";
 import { writeVfat } from "./vfat/write.js";
 import { copyFileIntoSink, type ExecFn, writeXfs } from "./xfs.js";
 
@@ -25,8 +26,8 @@ export type DiskFormat = "raw" | "qcow2" | "vmdk" | "vhd";
 
 /** What goes into one partition. */
 export interface PartitionContent {
-  /** `vfat`/`ext4`/`xfs` build a filesystem from `tree`; `raw` copies `bytes` or `file` as they are. */
-  fs: "vfat" | "ext4" | "xfs" | "raw";
+  /** `vfat`/`ext4`/`xfs` build a filesystem from `tree`; `swap` writes a swap signature; `raw` copies `bytes` or `file` as they are. */
+  fs: "vfat" | "ext4" | "xfs" | "swap" | "raw";
   tree?: FileTree;
   /** Raw content: bytes or a byte stream, written from the partition's first byte. */
   bytes?: Uint8Array | ByteStream;
@@ -152,12 +153,12 @@ export async function writeDisk(
         `no partition named ${JSON.stringify(name)} in the layout (${[...byName.keys()].join(", ")})`,
         { op, data: { partition: name } },
       );
-    if (c.fs !== "raw" && !c.tree)
+    if (c.fs !== "raw" && c.fs !== "swap" && !c.tree)
       throw invalidArgument(`partition ${name}: fs ${c.fs} needs a tree`, {
         op,
         data: { partition: name },
       });
-    if (!["vfat", "ext4", "xfs", "raw"].includes(c.fs))
+    if (!["vfat", "ext4", "xfs", "swap", "raw"].includes(c.fs))
       throw invalidArgument(`partition ${name}: unknown fs ${JSON.stringify(c.fs)}`, {
         op,
         data: { partition: name },
@@ -217,6 +218,12 @@ export async function writeDisk(
           ...(options.exec ? { exec: options.exec } : {}),
           ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
           ...fo,
+        });
+      } else if (c.fs === "swap") {
+        await writeSwap(part, {
+          size: p.size,
+          uuid: p.fsUuid,
+          ...(p.fsLabel ? { label: p.fsLabel } : {}),
         });
       } else {
         await writeRawContent(p, c, part, signal);

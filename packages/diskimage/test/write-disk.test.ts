@@ -32,6 +32,7 @@ describe("writeDisk", () => {
         partitions: [
           { name: "esp", type: "esp", size: 64 * MiB, fs: "vfat", fsLabel: "EFI-SYSTEM" },
           { name: "blob", type: "linux", size: 4 * MiB, fs: "raw" },
+          { name: "swap", type: "swap", size: 16 * MiB, fs: "swap", fsLabel: "swap0" },
           { name: "root", type: "root-x86-64", size: "fill", fs: "xfs", fsLabel: "root" },
         ],
       });
@@ -50,6 +51,7 @@ describe("writeDisk", () => {
             ]),
           },
           blob: { fs: "raw", bytes: blob },
+          swap: { fs: "swap" },
           root: {
             fs: "xfs",
             tree: (async function* () {
@@ -124,6 +126,7 @@ describe("writeDisk", () => {
         "step",
         "step",
         "step",
+        "step",
         "done",
       ]);
       expect(events.some((e) => e.task === "disk.qcow2" && e.type === "done")).toBe(true);
@@ -141,9 +144,11 @@ describe("writeDisk", () => {
       expect(table.partitions.map((p) => [p.label, p.typeName])).toEqual([
         ["esp", "esp"],
         ["blob", "linux"],
+        ["swap", "swap"],
         ["root", "root-x86-64"],
       ]);
-      const [esp, blobP, root] = layout.partitions as [
+      const [esp, blobP, swapP, root] = layout.partitions as [
+        (typeof layout.partitions)[0],
         (typeof layout.partitions)[0],
         (typeof layout.partitions)[0],
         (typeof layout.partitions)[0],
@@ -155,6 +160,11 @@ describe("writeDisk", () => {
       expect(blkid.stdout).toContain("LABEL=EFI-SYSTEM");
       await extract(raw, blobP.offset, blobP.size, join(dir, "blob.img"));
       expect(sha((await readFile(join(dir, "blob.img"))).subarray(0, blob.length))).toBe(sha(blob));
+      await extract(raw, swapP.offset, swapP.size, join(dir, "swap.img"));
+      const sb = await run("blkid", ["-o", "export", join(dir, "swap.img")], sbinEnv);
+      expect(sb.stdout).toContain("TYPE=swap");
+      expect(sb.stdout).toContain(`UUID=${swapP.fsUuid}`);
+      expect(sb.stdout).toContain("LABEL=swap0");
       await extract(raw, root.offset, root.size, join(dir, "root.img"));
       const repair = await run("xfs_repair", ["-n", "-f", join(dir, "root.img")], sbinEnv);
       expect(repair.code, repair.stderr).toBe(0);
@@ -218,6 +228,15 @@ describe("writeDisk", () => {
           { output: join(dir, "y.raw") },
         ),
       ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+      const ac = new AbortController();
+      ac.abort(new Error("stop"));
+      await expect(
+        writeDisk(
+          layout,
+          { esp: { fs: "vfat", tree: readHostDirectory(join(dir, "src")) } },
+          { output: join(dir, "z.qcow2"), format: "qcow2", signal: ac.signal },
+        ),
+      ).rejects.toMatchObject({ code: "ABORTED" });
       expect((await readdir(dir)).sort()).toEqual(["d.raw", "src"]);
     });
   });
