@@ -4,6 +4,33 @@
  *
  * @packageDocumentation
  */
+
+export {
+  type CleanupOptions,
+  type CleanupResult,
+  cleanupSysroot,
+} from "./cleanup.js";
+export {
+  type CommitInfo,
+  type CommitKernel,
+  commitKargsD,
+  findCommitKernel,
+  readCommitInfo,
+  rustArch,
+} from "./commit-info.js";
+export {
+  type ApplyDeployOptions,
+  applyDeployPlan,
+  checkFreeSpace,
+  type DeployOptions,
+  type DeployPlan,
+  type DeployResult,
+  type FinalizeOptions,
+  finalizeStaged,
+  nextDeploySerial,
+  planDeploy,
+  retainedDeployments,
+} from "./deploy.js";
 export {
   describeEtcMerge,
   type EtcChange,
@@ -30,6 +57,14 @@ export {
   serializeKeyFile,
   setKey,
 } from "./keyfile.js";
+export {
+  type LifecycleOptions,
+  planRollback,
+  planUndeploy,
+  rollback,
+  setPinned,
+  undeploy,
+} from "./lifecycle.js";
 export { newOrigin, type Origin, parseOrigin, serializeOrigin } from "./origin.js";
 export {
   type BootcHost,
@@ -41,3 +76,38 @@ export {
   renderHostStatus,
   type StatusDeployment,
 } from "./status.js";
+export {
+  type BootedSpec,
+  type Deployment,
+  deploymentDir,
+  ensureStaterootVar,
+  initStateroot,
+  initSysroot,
+  mergeDeploymentOf,
+  type OpenSysrootOptions,
+  openSysroot,
+  openSysrootRepo,
+  osNameFromRelease,
+  parseDeploymentName,
+  parseOsRelease,
+  rollbackDeploymentOf,
+  type StagedRecord,
+  type Sysroot,
+  stagedRecordPath,
+} from "./sysroot.js";
+export {
+  bootFsOf,
+  nodeSysrootFs,
+  type SysrootFs,
+} from "./sysroot-fs.js";
+export {
+  type ApplyOptions,
+  applyWritePlan,
+  type DeploymentListItem,
+  installKernel,
+  type KernelInstall,
+  listItemOf,
+  planWriteDeployments,
+  type WritePlan,
+  writeDeploymentRefs,
+} from "./write-deployments.js";
