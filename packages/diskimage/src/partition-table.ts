@@ -1,9 +1,10 @@
 import * as fsp from "node:fs/promises";
-import { parseError, toImageModeError } from "@imagemode/core";
+import { toImageModeError, unsupported } from "@imagemode/core";
 import type { BlockSink } from "./block-sink.js";
 import { decodeGpt, encodeGpt } from "./gpt.js";
 import { type DiskLayout, gptTableFor, mbrTableFor } from "./layout.js";
 import { decodeMbr, encodeMbr } from "./mbr.js";
+import { readQcow2Head } from "./outputs/qcow2-read.js";
 import { gptTypeName } from "./partition-types.js";
 
 /** Writes a layout's partition table (GPT: protective MBR, primary and backup; or MBR) into a disk sink. */
@@ -97,7 +98,7 @@ export function decodePartitionTable(head: Uint8Array, diskSize: number): DiskTa
   };
 }
 
-/** Reads the partition table of a raw disk image file. */
+/** Reads the partition table of a disk image file: raw, fixed vhd or qcow2. */
 export async function readPartitionTable(path: string): Promise<DiskTable> {
   let fh: fsp.FileHandle | undefined;
   try {
@@ -106,11 +107,15 @@ export async function readPartitionTable(path: string): Promise<DiskTable> {
     const head = new Uint8Array(Math.min(st.size, 64 * 1024));
     await fh.read(head, 0, head.length, 0);
     const magic = Buffer.from(head.subarray(0, 4)).toString("latin1");
-    if (magic === "QFI\xfb" || magic === "KDMV")
-      throw parseError(
-        `${path} is a ${magic === "KDMV" ? "VMDK" : "qcow2"} image; show reads raw (and vhd) images`,
-        { op: "diskimage.read", data: { path } },
-      );
+    if (magic === "QFI\xfb") {
+      const { header, data } = await readQcow2Head(fh, 64 * 1024);
+      return decodePartitionTable(data, header.size);
+    }
+    if (magic === "KDMV")
+      throw unsupported(`${path} is a VMDK image; show reads raw, fixed vhd and qcow2 images`, {
+        op: "diskimage.read",
+        data: { path },
+      });
     let size = st.size;
     // a fixed VHD is a raw disk followed by a 512-byte footer
     if (size % 512 === 0 && size >= 512) {

@@ -7,7 +7,7 @@ import { writeQcow2 } from "../src/outputs/qcow2.js";
 import { writeRaw } from "../src/outputs/raw.js";
 import { encodeVhdFooter, vhdGeometry, writeVhd } from "../src/outputs/vhd.js";
 import { writeVmdk } from "../src/outputs/vmdk.js";
-import { writePartitionTable } from "../src/partition-table.js";
+import { readPartitionTable, writePartitionTable } from "../src/partition-table.js";
 import { writeVfat } from "../src/vfat/write.js";
 import { run, withTemp } from "./helpers/tools.js";
 import { bytesOf, memTree } from "./helpers/trees.js";
@@ -86,6 +86,12 @@ describe("outputs against qemu-img", () => {
         const cmp = await run("qemu-img", ["compare", "-f", "raw", "-F", fmt, src.path, f]);
         expect(cmp.stdout.trim(), `${f}: ${cmp.stderr}`).toBe("Images are identical.");
       }
+      // the table reads back from the qcow2 files (plain and compressed) as from the raw disk
+      const fromRaw = await readPartitionTable(src.path);
+      expect(fromRaw.partitions).toHaveLength(2);
+      expect(await readPartitionTable(q)).toEqual(fromRaw);
+      expect(await readPartitionTable(qz)).toEqual(fromRaw);
+      expect(await readPartitionTable(vh)).toEqual(fromRaw);
       const cmpRaw = await run("qemu-img", [
         "compare",
         "-f",
