@@ -1,12 +1,13 @@
 /**
- * The HTTP layer of the registry client: undici agents per TLS setting, retries with exponential
+ * The HTTP layer of the registry client: keep-alive agents per TLS setting (node:http — no
+ * parser to compile at start-up, the native llhttp), retries with exponential
  * backoff and jitter on 429/5xx/connection resets (honoring `Retry-After`), and the one place
  * where HTTP and OCI error codes become imagemode error codes.
  */
-
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
 import { rootCertificates } from "node:tls";
 import { type ErrorCode, ImageModeError, isImageModeError, throwIfAborted } from "@imagemode/core";
-import { Agent, type Dispatcher } from "undici";
 
 /** TLS settings for one registry. */
 export interface TlsOptions {
@@ -55,11 +56,19 @@ export interface HttpRequest {
   retry?: boolean;
 }
 
+/** A response body: iterate it, or `dump()` it, or `destroy()` it. */
+export interface HttpBody extends AsyncIterable<Uint8Array> {
+  /** Reads and discards the rest, so the connection can be reused. */
+  dump(): Promise<void>;
+  /** Drops the connection. */
+  destroy(): void;
+}
+
 /** A response; `body` must be consumed or dumped. */
 export interface HttpResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData["body"];
+  body: HttpBody;
   url: URL;
 }
 
@@ -72,11 +81,6 @@ const RETRIABLE_ERRORS = new Set([
   "EPIPE",
   "ETIMEDOUT",
   "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_CLOSED",
   "ERR_STREAM_PREMATURE_CLOSE",
 ]);
 
@@ -201,7 +205,7 @@ export async function responseError(
     for await (const c of res.body) {
       n += c.length;
       if (n > 65536) break;
-      chunks.push(c as Buffer);
+      chunks.push(Buffer.from(c));
     }
     text = Buffer.concat(chunks).toString("utf8");
   } catch {
@@ -250,45 +254,124 @@ export function networkError(
   });
 }
 
+function bodyOf(res: IncomingMessage): HttpBody {
+  return {
+    [Symbol.asyncIterator]: () => res[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
+    dump: () =>
+      new Promise<void>((resolve) => {
+        // a complete but unread body still holds its keep-alive socket until it is read
+        if (res.readableEnded || res.destroyed) return resolve();
+        res.once("end", resolve);
+        res.once("close", resolve);
+        res.once("error", () => resolve());
+        res.resume();
+      }),
+    destroy: () => {
+      res.destroy();
+    },
+  };
+}
+
+async function writeBody(req: http.ClientRequest, body: HttpRequest["body"]): Promise<void> {
+  if (body === undefined) {
+    req.end();
+    return;
+  }
+  if (typeof body === "string" || body instanceof Uint8Array) {
+    req.end(body);
+    return;
+  }
+  for await (const chunk of body) {
+    if (req.destroyed) return;
+    if (!req.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          req.off("drain", done);
+          req.off("close", done);
+          resolve();
+        };
+        req.once("drain", done);
+        req.once("close", done);
+      });
+    }
+  }
+  req.end();
+}
+
 /**
- * An HTTP client over undici with one connection pool per TLS setting, retries and error
- * mapping. Close it with {@link HttpClient.close} when done.
+ * An HTTP client over node:http/https with one keep-alive pool per TLS setting, retries and
+ * error mapping. Close it with {@link HttpClient.close} when done.
  */
 export class HttpClient {
-  private readonly agents = new Map<string, Agent>();
+  private readonly agents = new Map<string, http.Agent>();
   readonly options: HttpClientOptions;
 
   constructor(options: HttpClientOptions = {}) {
     this.options = options;
   }
 
-  private agent(tls: TlsOptions | undefined): Agent {
+  private agent(url: URL, tls: TlsOptions | undefined): http.Agent {
+    const secure = url.protocol === "https:";
     const key = JSON.stringify({
+      secure,
       ca: tls?.ca ? String(tls.ca) : undefined,
       insecure: tls?.insecureSkipVerify === true,
     });
     let a = this.agents.get(key);
     if (!a) {
-      const connect: Record<string, unknown> = {
-        rejectUnauthorized: tls?.insecureSkipVerify !== true,
-        timeout: this.options.timeoutMs ?? 30_000,
+      const common = {
+        keepAlive: true,
+        maxSockets: this.options.connections ?? 8,
+        scheduling: "lifo" as const,
       };
-      if (tls?.ca) {
-        connect.ca = [
-          ...rootCertificates,
-          ...(Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map(String),
-        ];
-      }
-      a = new Agent({
-        connections: this.options.connections ?? 8,
-        pipelining: 1,
-        connect,
-        headersTimeout: this.options.timeoutMs ?? 30_000,
-        bodyTimeout: this.options.bodyTimeoutMs ?? 60_000,
-      });
+      a = secure
+        ? new https.Agent({
+            ...common,
+            rejectUnauthorized: tls?.insecureSkipVerify !== true,
+            ...(tls?.ca
+              ? {
+                  ca: [
+                    ...rootCertificates,
+                    ...(Array.isArray(tls.ca) ? tls.ca : [tls.ca]).map(String),
+                  ],
+                }
+              : {}),
+          })
+        : new http.Agent(common);
       this.agents.set(key, a);
     }
     return a;
+  }
+
+  private once(url: URL, req: HttpRequest): Promise<HttpResponse> {
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const mod = url.protocol === "https:" ? https : url.protocol === "http:" ? http : undefined;
+      if (!mod)
+        return reject(
+          new ImageModeError("INVALID_ARGUMENT", `unsupported URL scheme ${url.protocol}`),
+        );
+      const r = mod.request(url, {
+        method: req.method,
+        headers: { "user-agent": "imagemode-oci-fetch", ...req.headers },
+        agent: this.agent(url, req.tls),
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+      const timeout = this.options.timeoutMs ?? 30_000;
+      r.setTimeout(timeout, () => {
+        const e = Object.assign(new Error(`no data for ${timeout} ms`), { code: "ETIMEDOUT" });
+        r.destroy(e);
+      });
+      // errors after the response (an abort, a reset) reach the body's reader; never unhandled
+      r.on("error", reject);
+      r.once("response", (res) => {
+        res.on("error", () => {});
+        res.setTimeout(this.options.bodyTimeoutMs ?? 60_000, () => {
+          res.destroy(Object.assign(new Error("body timeout"), { code: "ETIMEDOUT" }));
+        });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: bodyOf(res), url });
+      });
+      writeBody(r, req.body).catch((e) => r.destroy(e));
+    });
   }
 
   /**
@@ -307,15 +390,7 @@ export class HttpClient {
       throwIfAborted(req.signal, op);
       let res: HttpResponse;
       try {
-        const r = await this.agent(req.tls).request({
-          origin: url.origin,
-          path: url.pathname + url.search,
-          method: req.method,
-          headers: req.headers ?? {},
-          body: req.body as Dispatcher.DispatchOptions["body"],
-          signal: req.signal,
-        });
-        res = { status: r.statusCode, headers: r.headers, body: r.body, url };
+        res = await this.once(url, req);
       } catch (e) {
         if (attempt < maxRetries && !req.signal?.aborted && isRetriableError(e)) {
           await sleep(backoffDelay(attempt, this.options), req.signal);
@@ -328,7 +403,7 @@ export class HttpClient {
           header(res.headers, "retry-after"),
           (this.options.now ?? Date.now)(),
         );
-        await res.body.dump().catch(() => {});
+        await res.body.dump();
         const delay = Math.min(
           this.options.maxDelayMs ?? 30_000,
           Math.max(ra ?? 0, backoffDelay(attempt, this.options)),
@@ -342,8 +417,7 @@ export class HttpClient {
 
   /** Closes every connection pool. */
   async close(): Promise<void> {
-    const all = [...this.agents.values()];
+    for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
-    await Promise.all(all.map((a) => a.close()));
   }
 }
