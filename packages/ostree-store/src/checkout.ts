@@ -40,6 +40,8 @@ export interface CheckoutOptions extends OpOptions {
   forceCopyZeroSized?: boolean;
 }
 
+const CONCURRENCY = 8;
+
 /** Counters of a checkout. */
 export interface CheckoutStats {
   files: number;
@@ -120,36 +122,46 @@ export async function checkout(
     dirModes.push([p, m.mode & (user ? 0o1777 : 0o7777)]);
     stats.dirs++;
   };
+  const tryLink = async (from: string, p: string): Promise<boolean> => {
+    try {
+      await fs.link(from, p);
+      stats.hardlinked++;
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (mode === "hardlink" || (code !== "EXDEV" && code !== "EMLINK" && code !== "EPERM"))
+        throw toImageModeError(e, "ostree.checkout", { path: p });
+      if (code === "EXDEV") link = false;
+      return false;
+    }
+  };
   const placeFile = async (p: string, csum: string) => {
-    const f = await repo.loadFile(csum);
-    const st = await exists(p);
-    if (st) {
-      if (!options.union)
-        throw new ImageModeError("ALREADY_EXISTS", `${p} already exists`, {
-          op: "ostree.checkout",
-          data: { path: p },
-        });
-      if (st.isDirectory()) await fs.rm(p, { recursive: true, force: true });
-      else await fs.unlink(p);
+    if (options.union) {
+      // only a union checkout can meet existing files; otherwise EEXIST → ALREADY_EXISTS below
+      const st = await exists(p);
+      if (st) {
+        if (st.isDirectory()) await fs.rm(p, { recursive: true, force: true });
+        else await fs.unlink(p);
+      }
     }
     stats.files++;
-    const isLink = (f.header.mode & S_IFMT) === S_IFLNK;
-    const objectIsSymlink = repo.mode === "bare" || repo.mode === "bare-user-only";
+    // bare / bare-user-only objects are the files themselves (symlinks included): link blindly
     if (
       link &&
-      (!isLink || objectIsSymlink) &&
+      !options.forceCopyZeroSized &&
+      (repo.mode === "bare" || repo.mode === "bare-user-only")
+    ) {
+      if (await tryLink(repo.objectFile(csum, "file"), p)) return;
+    }
+    const f = await repo.loadFile(csum);
+    const isLink = (f.header.mode & S_IFMT) === S_IFLNK;
+    // bare-user symlink objects are regular files: never link those
+    if (
+      link &&
+      (repo.mode !== "bare-user" || !isLink) &&
       !(options.forceCopyZeroSized && f.size === 0 && !isLink)
     ) {
-      try {
-        await fs.link(f.objectPath, p);
-        stats.hardlinked++;
-        return;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (mode === "hardlink" || (code !== "EXDEV" && code !== "EMLINK" && code !== "EPERM"))
-          throw toImageModeError(e, "ostree.checkout", { path: p });
-        if (code === "EXDEV") link = false;
-      }
+      if (await tryLink(f.objectPath, p)) return;
     }
     if (isLink) {
       await fs.symlink(f.header.symlinkTarget ?? "", p);
@@ -167,11 +179,11 @@ export async function checkout(
       }
       if (!user) await fh.chown(f.header.uid, f.header.gid);
       await fh.chmod(f.header.mode & (user ? 0o1777 : 0o7777));
+      await fh.utimes(0, 0);
     } finally {
       await fh.close();
     }
     await setXattrs(p, f.header.xattrs);
-    await fs.lutimes(p, 0, 0);
     stats.copied++;
   };
 
@@ -183,14 +195,27 @@ export async function checkout(
       for (const n of await fs.readdir(dir))
         await fs.rm(join(dir, n), { recursive: true, force: true });
     }
+    const files: { name: string; checksum: string }[] = [];
     for (const f of t.files) {
       if (options.whiteouts && f.name.startsWith(".wh.")) {
         if (f.name !== ".wh..wh..opq")
           await fs.rm(join(dir, f.name.slice(4)), { recursive: true, force: true });
         continue;
       }
-      await placeFile(join(dir, f.name), f.checksum);
+      files.push(f);
     }
+    // files of one directory are independent: place a few at a time
+    let next = 0;
+    const worker = async () => {
+      while (next < files.length) {
+        const f = files[next++]!;
+        await placeFile(join(dir, f.name), f.checksum);
+      }
+    };
+    const workers = Array.from({ length: Math.min(CONCURRENCY, files.length) }, worker);
+    const results = await Promise.allSettled(workers);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     for (const d of t.dirs) {
       const p = join(dir, d.name);
       await makeDir(p, d.meta, false);

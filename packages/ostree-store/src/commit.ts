@@ -46,6 +46,12 @@ export interface WriteTreeOptions extends OpOptions {
   defaultDirMeta?: DirMeta;
   /** Counters to add to (a fresh set is returned otherwise). */
   stats?: WriteStats;
+  /**
+   * How many content objects may be written at once (default 1). Only for trees whose file
+   * contents can be opened in any order (host directories, commits) — never tar streams.
+   * `commit({ tree: { dir } })` uses 8.
+   */
+  concurrency?: number;
 }
 
 /** Result of writing a tree. */
@@ -127,7 +133,6 @@ export async function applyTree(
   };
   const defaultMetaCsum = await repo.writeMetadata("dirmeta", encodeDirMeta(defaultMeta), stats);
   if (mtree.meta === null) mtree.meta = defaultMetaCsum;
-  const byInode = new Map<string, string>();
   const metaCache = new Map<string, string>();
   const writeMeta = async (m: DirMeta) => {
     const bytes = encodeDirMeta(m);
@@ -140,79 +145,120 @@ export async function applyTree(
     return c;
   };
   let count = 0;
-  for await (const entry of tree) {
-    throwIfAborted(options.signal, "ostree.commit");
-    const path = entry.path === "." ? "" : entry.path;
-    const parts = splitPath(path);
-    const name = parts[parts.length - 1];
-    if (options.whiteouts && name?.startsWith(".wh.")) {
-      const parent = parts.slice(0, -1).join("/");
-      if (name === ".wh..wh..opq") {
-        await mtree.ensureDir(parent, defaultMetaCsum);
-        await mtree.clear(parent);
-      } else {
-        const target = name.slice(4);
-        if (target === "" || target === "." || target === "..")
-          throw invalidArgument(`invalid whiteout ${entry.path}`, {
-            op: "ostree.commit",
-            data: { path: entry.path },
-          });
-        await mtree.remove(parent ? `${parent}/${target}` : target);
-      }
-      continue;
+  // Content objects may be written concurrently (`concurrency` > 1, for trees whose contents
+  // can be opened in any order); tree changes are always applied in entry order.
+  const window = Math.max(1, options.concurrency ?? 1);
+  const pending: { done: Promise<string | null>; apply: (csum: string | null) => Promise<void> }[] =
+    [];
+  const settle = async (keep: number) => {
+    while (pending.length > keep) {
+      const p = pending.shift()!;
+      await p.apply(await p.done);
     }
-    switch (entry.type) {
-      case "dir": {
-        await mtree.putDir(path, await writeMeta(dirMetaFor(entry, o)), defaultMetaCsum);
-        break;
+  };
+  const byInodeP = new Map<string, Promise<string>>();
+  try {
+    for await (const entry of tree) {
+      throwIfAborted(options.signal, "ostree.commit");
+      const path = entry.path === "." ? "" : entry.path;
+      const parts = splitPath(path);
+      const name = parts[parts.length - 1];
+      if (options.whiteouts && name?.startsWith(".wh.")) {
+        const parent = parts.slice(0, -1).join("/");
+        let apply: () => Promise<void>;
+        if (name === ".wh..wh..opq") {
+          apply = async () => {
+            await mtree.ensureDir(parent, defaultMetaCsum);
+            await mtree.clear(parent);
+          };
+        } else {
+          const target = name.slice(4);
+          if (target === "" || target === "." || target === "..")
+            throw invalidArgument(`invalid whiteout ${entry.path}`, {
+              op: "ostree.commit",
+              data: { path: entry.path },
+            });
+          apply = async () => {
+            await mtree.remove(parent ? `${parent}/${target}` : target);
+          };
+        }
+        pending.push({ done: Promise.resolve(null), apply });
+        await settle(window - 1);
+        continue;
       }
-      case "file":
-      case "symlink": {
-        if (path === "")
-          throw invalidArgument("the root of a tree must be a directory", { op: "ostree.commit" });
-        let csum = entry.inode !== undefined ? byInode.get(entry.inode) : undefined;
-        if (csum === undefined) {
-          const header = fileHeaderFor(entry, o);
-          if (entry.type === "symlink") {
-            if (!entry.linkTarget)
-              throw invalidArgument(`symlink ${entry.path} has no target`, {
-                op: "ostree.commit",
-                data: { path: entry.path },
-              });
-            csum = await repo.writeContent(header, null, stats, options.signal);
-          } else {
-            if (!entry.content) {
-              if ((entry.size ?? 0) !== 0)
+      switch (entry.type) {
+        case "dir": {
+          const meta = await writeMeta(dirMetaFor(entry, o));
+          pending.push({
+            done: Promise.resolve(meta),
+            apply: async (m) => {
+              await mtree.putDir(path, m!, defaultMetaCsum);
+            },
+          });
+          break;
+        }
+        case "file":
+        case "symlink": {
+          if (path === "")
+            throw invalidArgument("the root of a tree must be a directory", {
+              op: "ostree.commit",
+            });
+          let done = entry.inode !== undefined ? byInodeP.get(entry.inode) : undefined;
+          if (done === undefined) {
+            const header = fileHeaderFor(entry, o);
+            if (entry.type === "symlink") {
+              if (!entry.linkTarget)
+                throw invalidArgument(`symlink ${entry.path} has no target`, {
+                  op: "ostree.commit",
+                  data: { path: entry.path },
+                });
+              done = repo.writeContent(header, null, stats, options.signal);
+            } else {
+              if (!entry.content && (entry.size ?? 0) !== 0)
                 throw invalidArgument(`file ${entry.path} has no content`, {
                   op: "ostree.commit",
                   data: { path: entry.path },
                 });
+              const open = entry.content;
+              done = (async () =>
+                repo.writeContent(header, open ? await open() : null, stats, options.signal))();
             }
-            const stream = entry.content ? await entry.content() : null;
-            csum = await repo.writeContent(header, stream, stats, options.signal);
+            if (entry.inode !== undefined) byInodeP.set(entry.inode, done);
           }
-          if (entry.inode !== undefined) byInode.set(entry.inode, csum);
+          // an unhandled rejection must not escape while the promise waits in the window
+          done.catch(() => undefined);
+          pending.push({
+            done,
+            apply: async (csum) => {
+              await mtree.putFile(path, csum!, defaultMetaCsum);
+            },
+          });
+          break;
         }
-        await mtree.putFile(path, csum, defaultMetaCsum);
-        break;
+        default:
+          throw unsupported(
+            `${entry.path}: ${entry.type} files cannot be stored in an OSTree repository`,
+            {
+              op: "ostree.commit",
+              data: { path: entry.path, type: entry.type },
+            },
+          );
       }
-      default:
-        throw unsupported(
-          `${entry.path}: ${entry.type} files cannot be stored in an OSTree repository`,
-          {
-            op: "ostree.commit",
-            data: { path: entry.path, type: entry.type },
-          },
-        );
+      await settle(window - 1);
+      count++;
+      if (options.onProgress && count % 256 === 0)
+        options.onProgress({
+          type: "step",
+          task: "ostree.commit",
+          step: count,
+          description: entry.path,
+        });
     }
-    count++;
-    if (options.onProgress && count % 256 === 0)
-      options.onProgress({
-        type: "step",
-        task: "ostree.commit",
-        step: count,
-        description: entry.path,
-      });
+    await settle(0);
+  } catch (e) {
+    // let in-flight writes finish (they clean up their temp files) before reporting
+    await Promise.allSettled(pending.map((p) => p.done));
+    throw e;
   }
   return stats;
 }
@@ -331,7 +377,11 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
         throw invalidArgument("invalid root checksums", { op: "ostree.commit" });
       root = { tree: t.tree, meta: t.meta };
     } else if (typeof t === "object" && "dir" in t && typeof t.dir === "string") {
-      root = await writeTree(repo, hostDirectoryTree(repo, t.dir, options), { ...options, stats });
+      root = await writeTree(repo, hostDirectoryTree(repo, t.dir, options), {
+        concurrency: 8,
+        ...options,
+        stats,
+      });
     } else root = await writeTree(repo, t as FileTree, { ...options, stats });
 
     if (options.branch !== undefined) validateRefName(options.branch);

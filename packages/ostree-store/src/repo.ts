@@ -7,7 +7,7 @@ import * as nodeFsp from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createDeflateRaw, createInflateRaw, constants as zc } from "node:zlib";
+import { createDeflateRaw, createInflateRaw, deflateRawSync, inflateRawSync } from "node:zlib";
 import {
   type ByteStream,
   type FileTree,
@@ -167,6 +167,10 @@ export interface LoadedFile {
 
 const REF_RE = /^([\w\d][-._\w\d]*\/)*[\w\d][-._\w\d]*$/;
 const MAX_METADATA = 20 * 1024 * 1024;
+/** Archive objects up to this size are read with one read. */
+const SMALL_OBJECT = 64 * 1024;
+/** ...and inflated in memory when their payload is at most this large. */
+const MAX_INFLATE_IN_MEMORY = 4 * 1024 * 1024;
 const OP = "ostree.repo";
 
 /** Checks a ref name against ostree's grammar. */
@@ -405,7 +409,7 @@ export class OstreeRepo {
       if (stats) stats.metadataExisting++;
       return csum;
     }
-    await this.fs.mkdir(join(dest, ".."), { recursive: true });
+    await this.ensureObjectDir(dest);
     await atomicWrite(this.fs, join(this.path, "tmp"), dest, bytes, this.fsync, 0o644);
     if (stats) stats.metadataWritten++;
     return csum;
@@ -499,48 +503,59 @@ export class OstreeRepo {
     let fh: nodeFsp.FileHandle | undefined;
     try {
       fh = await this.fs.open(tmp, "wx", 0o600);
-      const source = async function* () {
-        if (!content) return;
-        for await (const chunk of content) {
-          if (signal?.aborted) throw toImageModeError(signal.reason ?? new Error("aborted"), OP);
-          hash.update(chunk);
-          size += chunk.byteLength;
-          yield chunk;
-        }
+      // Peek at most two chunks: a payload that fits in one chunk (most files) is written with
+      // one write (archive: one synchronous raw deflate); anything longer is streamed.
+      const it = (content ?? emptyStream())[Symbol.asyncIterator]();
+      const first = await it.next();
+      const second = first.done ? first : await it.next();
+      const check = () => {
+        if (signal?.aborted) throw toImageModeError(signal.reason ?? new Error("aborted"), OP);
       };
-      const handle = fh;
-      let pos = 0;
-      const sink = new Writable({
-        highWaterMark: 1 << 20,
-        write(chunk: Buffer, _enc, cb) {
-          handle.write(chunk, 0, chunk.length, pos).then(
-            () => cb(),
-            (e: unknown) => cb(e as Error),
-          );
-          pos += chunk.length;
-        },
-        writev(chunks, cb) {
-          const bufs = chunks.map((c) => c.chunk as Buffer);
-          const n = bufs.reduce((a, b) => a + b.length, 0);
-          handle.writev(bufs, pos).then(
-            () => cb(),
-            (e: unknown) => cb(e as Error),
-          );
-          pos += n;
-        },
-      });
-      if (this.mode === "archive") {
-        const h0 = encodeArchiveHeader(header, 0);
-        pos = h0.length;
-        await pipeline(
-          Readable.from(source()),
-          createDeflateRaw({ level: 6, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY }),
-          sink,
-        );
-        // the header has fixed size for a given header, so the real size can be written last
-        await fh.write(encodeArchiveHeader(header, size), 0, h0.length, 0);
+      check();
+      if (second.done) {
+        const data = first.done ? new Uint8Array(0) : first.value;
+        hash.update(data);
+        size = data.byteLength;
+        if (this.mode === "archive") {
+          const h = encodeArchiveHeader(header, size);
+          const z = deflateRawSync(data, { level: 6 });
+          await fh.writev([h, z], 0);
+        } else if (size > 0) await fh.write(data, 0, size, 0);
       } else {
-        await pipeline(Readable.from(source()), sink);
+        const handle = fh;
+        let pos = 0;
+        const source = async function* () {
+          for (const r of [first, second]) {
+            hash.update(r.value as Uint8Array);
+            size += (r.value as Uint8Array).byteLength;
+            yield r.value as Uint8Array;
+          }
+          for (let r = await it.next(); !r.done; r = await it.next()) {
+            check();
+            hash.update(r.value);
+            size += r.value.byteLength;
+            yield r.value;
+          }
+        };
+        const sink = new Writable({
+          highWaterMark: 1 << 20,
+          write(chunk: Buffer, _enc, cb) {
+            handle.write(chunk, 0, chunk.length, pos).then(
+              () => cb(),
+              (e: unknown) => cb(e as Error),
+            );
+            pos += chunk.length;
+          },
+        });
+        if (this.mode === "archive") {
+          const h0 = encodeArchiveHeader(header, 0);
+          pos = h0.length;
+          await pipeline(Readable.from(source()), createDeflateRaw({ level: 6 }), sink);
+          // the header's length does not depend on the size value, so it is written last
+          await fh.write(encodeArchiveHeader(header, size), 0, h0.length, 0);
+        } else {
+          await pipeline(Readable.from(source()), sink);
+        }
       }
       const csum = hash.digest("hex");
       if (stats) stats.contentBytes += size;
@@ -551,13 +566,15 @@ export class OstreeRepo {
         if (stats) stats.contentExisting++;
         return csum;
       }
-      if (this.mode !== "archive") await this.applyBareMetadata(fh, tmp, header);
+      if (this.mode !== "archive") {
+        await this.applyBareMetadata(fh, tmp, header);
+        await fh.utimes(0, 0);
+      }
       if (this.fsync) await fh.sync();
       await fh.close();
       fh = undefined;
-      if (this.mode !== "archive") await this.fs.lutimes(tmp, 0, 0);
       const dest = this.objectFile(csum, "file");
-      await this.fs.mkdir(join(dest, ".."), { recursive: true });
+      await this.ensureObjectDir(dest);
       await this.fs.rename(tmp, dest);
       if (stats) stats.contentWritten++;
       return csum;
@@ -566,6 +583,16 @@ export class OstreeRepo {
       await this.fs.unlink(tmp).catch(() => undefined);
       throw toImageModeError(e, OP);
     }
+  }
+
+  private readonly objectDirs = new Set<string>();
+
+  /** Creates `objects/XX` once per repository object. */
+  private async ensureObjectDir(objectFile: string): Promise<void> {
+    const dir = join(objectFile, "..");
+    if (this.objectDirs.has(dir)) return;
+    await this.fs.mkdir(dir, { recursive: true });
+    this.objectDirs.add(dir);
   }
 
   private async applyBareMetadata(
@@ -630,7 +657,7 @@ export class OstreeRepo {
         await this.fs.lutimes(tmp, 0, 0);
       }
       const dest = this.objectFile(csum, "file");
-      await this.fs.mkdir(join(dest, ".."), { recursive: true });
+      await this.ensureObjectDir(dest);
       await this.fs.rename(tmp, dest);
     } catch (e) {
       await this.fs.unlink(tmp).catch(() => undefined);
@@ -646,28 +673,41 @@ export class OstreeRepo {
       if (this.mode === "archive") {
         const fh = await fs.open(p, "r");
         let parsed: ReturnType<typeof decodeArchiveHeader>;
+        // small objects are read whole (one read, then inflated in memory: bounded below)
+        let whole: Buffer | null = null;
         try {
-          const first = Buffer.alloc(8);
-          await fh.read(first, 0, 8, 0);
-          const len = first.readUInt32BE(0);
+          const head = Buffer.alloc(SMALL_OBJECT);
+          const { bytesRead } = await fh.read(head, 0, SMALL_OBJECT, 0);
+          if (bytesRead < 8) throw parseError(`content object ${checksum}: truncated`, { op: OP });
+          const len = head.readUInt32BE(0);
           if (len > 10 * 1024 * 1024)
             throw parseError(`content object ${checksum}: header too large`, { op: OP });
-          const hb = Buffer.alloc(8 + len);
-          const { bytesRead } = await fh.read(hb, 0, hb.length, 0);
-          if (bytesRead !== hb.length)
-            throw parseError(`content object ${checksum}: truncated header`, { op: OP });
+          let hb: Buffer = head.subarray(0, bytesRead);
+          if (8 + len > bytesRead) {
+            hb = Buffer.alloc(8 + len);
+            const r = await fh.read(hb, 0, hb.length, 0);
+            if (r.bytesRead !== hb.length)
+              throw parseError(`content object ${checksum}: truncated header`, { op: OP });
+          } else if (bytesRead < SMALL_OBJECT) whole = head.subarray(0, bytesRead);
           parsed = decodeArchiveHeader(hb);
         } finally {
           await fh.close();
         }
         const { header, size, payloadOffset } = parsed;
         const isLink = (header.mode & S_IFMT) === S_IFLNK;
+        const small = whole !== null && size <= BigInt(MAX_INFLATE_IN_MEMORY) ? whole : null;
         return {
           header,
           size: isLink ? 0 : Number(size),
           objectPath: p,
           open: async () => {
             if (isLink) return emptyStream();
+            if (small) {
+              const out = inflateRawSync(small.subarray(payloadOffset), {
+                maxOutputLength: MAX_INFLATE_IN_MEMORY + 1,
+              });
+              return bytesOf(out);
+            }
             const h = await fs.open(p, "r");
             const raw = h.createReadStream({ start: payloadOffset, highWaterMark: 256 * 1024 });
             const inflate = createInflateRaw();
@@ -1058,6 +1098,10 @@ function parseRefspecLoose(spec: string): RefName | null {
 }
 
 async function* emptyStream(): ByteStream {}
+
+async function* bytesOf(b: Uint8Array): ByteStream {
+  if (b.byteLength > 0) yield b;
+}
 
 async function readStream(fs: RepoFs, p: string): Promise<ByteStream> {
   const h = await fs.open(p, "r");

@@ -29,6 +29,7 @@ const HANDLE_MUTATING = new Set([
   "writev",
   "chmod",
   "chown",
+  "utimes",
   "sync",
   "datasync",
   "truncate",
