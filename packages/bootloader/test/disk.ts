@@ -9,6 +9,7 @@ import { run } from "./helpers.js";
 
 export const BIOS_BOOT = { startLba: 2048, sectors: 2048 };
 const ESP = { start: 4096, sectors: 65536 }; // 32 MiB
+export const ESP_OFFSET = ESP.start * 512;
 const BOOT = { start: 69632, sectors: 57344 }; // 28 MiB
 export const DISK_BYTES = (BOOT.start + BOOT.sectors + 2048) * 512;
 export const ESP_VOLID = "4A2B1C0D";
