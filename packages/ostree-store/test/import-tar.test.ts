@@ -124,6 +124,48 @@ describe("readTar against Python's tarfile and GNU tar", () => {
     expect(String(err.message)).toMatch(/exceeds the limit/);
   });
 
+  it("reads an archive that ends right after the last entry's data (umoci 0.4 layers), but not one cut inside it", async () => {
+    const full = readFileSync(join(tmp.path, "real-gnu.tar"));
+    // find the last regular file's header by walking the headers
+    let off = 0;
+    let lastEnd = 0;
+    let count = 0;
+    while (off + 512 <= full.length && full[off] !== 0) {
+      const size = Number.parseInt(
+        full
+          .subarray(off + 124, off + 136)
+          .toString("latin1")
+          .replace(/\0.*$/, "")
+          .trim() || "0",
+        8,
+      );
+      const type = String.fromCharCode(full[off + 156] as number);
+      const dataEnd = off + 512 + size;
+      if ((type === "0" || type === "\0") && size % 512 !== 0) lastEnd = dataEnd;
+      off += 512 + Math.ceil(size / 512) * 512;
+      count++;
+    }
+    expect(lastEnd).toBeGreaterThan(0);
+    const cut = full.subarray(0, lastEnd);
+    const one = async (b: Uint8Array) => {
+      const names: string[] = [];
+      for await (const e of readTar(
+        (async function* () {
+          yield b;
+        })(),
+      )) {
+        names.push(e.path);
+        for await (const _ of e.content);
+      }
+      return names;
+    };
+    const names = await one(cut);
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.length).toBeLessThanOrEqual(count);
+    const err = await one(full.subarray(0, lastEnd - 1)).catch((e) => e);
+    expect(isImageModeError(err, "PARSE"), String(err)).toBe(true);
+  });
+
   it("rejects corrupt and truncated archives", async () => {
     const bytes = readFileSync(join(tmp.path, "rules-gnu.tar"));
     const corrupt = Buffer.from(bytes);

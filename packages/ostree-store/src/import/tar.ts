@@ -140,6 +140,22 @@ class ByteReader {
     while (left > 0) left -= (await this.next(left, op)).byteLength;
   }
 
+  /** Skips up to `n` bytes; returns false when the stream ends first (nothing is left then). */
+  async skipToEof(n: number): Promise<boolean> {
+    let left = n;
+    while (left > 0) {
+      while (this.buffered === 0) if (!(await this.fill())) return false;
+      const c = this.chunks[0] as Uint8Array;
+      const take = Math.min(c.byteLength, left);
+      if (take === c.byteLength) this.chunks.shift();
+      else this.chunks[0] = c.subarray(take);
+      this.buffered -= take;
+      this.offset += take;
+      left -= take;
+    }
+    return true;
+  }
+
   /** Reads and discards the rest of the stream (trailing zero blocks, padding). */
   async drain(): Promise<void> {
     this.chunks = [];
@@ -432,7 +448,11 @@ export async function* readTar(
       // Skip whatever the consumer left unread (it may have stopped early or never started).
       if (remaining > 0) await r.skip(remaining, op);
       remaining = 0;
-      if (skipAfter > 0) await r.skip(skipAfter, op);
+      // The padding after an entry's data: an archive that ends right after the last entry's
+      // data (no padding, no end-of-archive blocks, as umoci 0.4 writes some layers) is read
+      // to its end like Go's archive/tar does; the data itself was complete.
+      if (skipAfter > 0 && (type === "file" || type === "hardlink")) await r.skipToEof(skipAfter);
+      else if (skipAfter > 0) await r.skip(skipAfter, op);
     }
   } finally {
     await r.close();
