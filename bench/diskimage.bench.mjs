@@ -82,6 +82,7 @@ for (const t of ["sgdisk", "mkfs.vfat", "mcopy", "mkfs.ext4", "dd", "qemu-img", 
 
 const work = mkdtempSync(join(tmpdir(), "bench-disk-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => process.exit(130));
 const tree = join(work, "tree");
 mkdirSync(tree);
 for (const s of SOURCES) sh("cp", ["-a", s, join(tree, basename(s))]);
@@ -234,6 +235,9 @@ for (let i = 0; i < RUNS; i++) {
     if (c.status !== 0) throw new Error(`qemu-img compare: ${c.stdout}${c.stderr}`);
   }
   rmSync(a, { force: true });
+  console.error(
+    `run ${i + 1}: disk ours ${(o.ms / 1000).toFixed(2)} s, peer ${(t.ms / 1000).toFixed(2)} s; qcow2 ours ${(q.qMs / 1000).toFixed(2)} s, peer ${(r.qTheirs.at(-1) / 1000).toFixed(2)} s`,
+  );
 }
 
 const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
