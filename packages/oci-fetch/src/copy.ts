@@ -208,10 +208,12 @@ export async function applyCopy(
       onProgress?.({ type: "done", task: "oci.fetch.blob", id, description: "mounted", bytes: 0 });
       return;
     }
-    const stream = await src.fetch(d, {
-      ...(signal ? { signal } : {}),
-      ...(onProgress ? { onProgress } : {}),
-    });
+    // dst.push verifies by contract (Target), so a source that can skip its own check does
+    const fo = { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) };
+    const raw = (
+      src as { fetchRaw?: (d: Descriptor, o: OpOptions) => Promise<AsyncIterable<Uint8Array>> }
+    ).fetchRaw;
+    const stream = raw ? await raw.call(src, d, fo) : await src.fetch(d, fo);
     let done = 0;
     async function* counted() {
       for await (const chunk of stream) {

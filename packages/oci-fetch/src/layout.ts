@@ -220,6 +220,16 @@ export class OciLayout implements Target {
     );
   }
 
+  /** Streams a blob without checking it (for sinks that verify, like `copy()` into a `Target`). */
+  async fetchRaw(d: Descriptor, _options: OpOptions = {}): Promise<ByteStream> {
+    if ((await this.blobSize(d.digest)) === undefined)
+      throw new ImageModeError("NOT_FOUND", `blob ${d.digest} not in ${this.dir}`, {
+        op: "oci.layout.fetch",
+        data: { digest: d.digest },
+      });
+    return createReadStream(this.blobPath(d.digest), { highWaterMark: 1 << 20 });
+  }
+
   /**
    * Writes a blob: streamed into a temp file in the layout, verified (size and digest), fsynced
    * and renamed into `blobs/`. On any failure the temp file is removed and nothing is visible.
