@@ -1,9 +1,11 @@
 import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ImageModeError } from "@imagemode/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findTool, requireTool, type TempDir, tempDir } from "../src/index.js";
 import { cached, withLock } from "../src/internal/cache.js";
 import { run } from "../src/internal/exec.js";
+import { retryingTimerPanic } from "../src/qemu.js";
 
 describe("requireTool / findTool", () => {
   it("finds installed tools, including sbin ones", () => {
@@ -83,5 +85,44 @@ describe("the on-disk cache", () => {
     const t0 = Date.now();
     expect(await withLock(join(root.path, "x.lock"), async () => "got it")).toBe("got it");
     expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe("boot retries", () => {
+  const panic = () =>
+    new ImageModeError("HOST", "boot failed", {
+      data: {
+        log: "...\nKernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug",
+      },
+    });
+
+  it("restarts a boot that hit TCG's early timer panic, at most twice", async () => {
+    let calls = 0;
+    const ok = await retryingTimerPanic(async () => {
+      if (++calls < 3) throw panic();
+      return { log: "IMAGEMODE-DONE", durationMs: 1 };
+    });
+    expect(ok).toEqual({ log: "IMAGEMODE-DONE", durationMs: 1, retries: 2 });
+    calls = 0;
+    await expect(
+      retryingTimerPanic(async () => {
+        calls++;
+        throw panic();
+      }),
+    ).rejects.toMatchObject({ code: "HOST" });
+    expect(calls).toBe(3);
+  });
+
+  it("does not retry any other failure", async () => {
+    let calls = 0;
+    await expect(
+      retryingTimerPanic(async () => {
+        calls++;
+        throw new ImageModeError("HOST", "no marker", {
+          data: { log: "Kernel panic - not syncing: VFS" },
+        });
+      }),
+    ).rejects.toThrow("no marker");
+    expect(calls).toBe(1);
   });
 });

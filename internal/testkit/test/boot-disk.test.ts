@@ -1,4 +1,4 @@
-import { writeFile } from "node:fs/promises";
+import { appendFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootDisk, buildFixtureImage, requireTool, type TempDir, tempDir } from "../src/index.js";
@@ -82,25 +82,50 @@ async function makeDisk(rootfs: string, kver: string, path: string): Promise<voi
 describe("bootDisk", () => {
   it("boots a GPT disk under UEFI: OVMF → systemd-boot → BLS → initramfs → fixture /sbin/init", async () => {
     const image = await buildFixtureImage();
+    // A private copy of v2 with a user who has a password and two keys, and a job hook.
+    const rootfs = join(work.path, "rootfs");
+    await run("cp", ["-a", `${await image.rootfsDir("v2")}/.`, rootfs]);
+    const hash = (
+      await run("openssl", ["passwd", "-6", "-salt", "saltsalt", "secret"])
+    ).stdout.trim();
+    await appendFile(
+      join(rootfs, "etc/passwd"),
+      "alice:x:1000:1000:Alice:/var/home/alice:/bin/sh\n",
+    );
+    await appendFile(join(rootfs, "etc/shadow"), `alice:${hash}:19723:0:99999:7:::\n`);
+    await mkdir(join(rootfs, "var/home/alice/.ssh"), { recursive: true });
+    await writeFile(
+      join(rootfs, "var/home/alice/.ssh/authorized_keys"),
+      "# keys\nssh-ed25519 AAAA one\n\nssh-ed25519 BBBB two\n",
+    );
+    await writeFile(join(rootfs, "usr/lib/imagemode/job.sh"), 'echo "job says hi"\nexit 3\n');
     const disk = join(work.path, "disk.raw");
-    await makeDisk(await image.rootfsDir("v1"), image.kver, disk);
-    const { log, durationMs } = await bootDisk(disk, { firmware: "uefi", timeoutMs: 120_000 });
+    await makeDisk(rootfs, image.kver, disk);
+    const { log, durationMs } = await bootDisk(disk, { firmware: "uefi", timeoutMs: 150_000 });
     expect(log).toContain(`IMAGEMODE-INITRAMFS-OK kernel=${image.kver}`);
     // systemd-boot passed the BLS entry's initrd to the kernel
     expect(log).toMatch(/Command line: initrd=\\fixture\\initramfs\.img root=UUID=/);
     expect(log).toContain("IMAGEMODE-INIT-OK");
-    expect(log).toContain("IMAGEMODE-VERSION_ID=1");
+    expect(log).toContain("IMAGEMODE-VERSION_ID=2");
     expect(log).toContain(
       `IMAGEMODE-CMDLINE=initrd=\\fixture\\initramfs.img root=UUID=${ROOT_UUID}`,
     );
     expect(log).toMatch(/^IMAGEMODE-USER name=root uid=0 hash=locked keys=0$/m);
     expect(log).toMatch(/^IMAGEMODE-USER name=nobody uid=65534 hash=locked keys=0$/m);
+    expect(log).toContain(`IMAGEMODE-USER name=alice uid=1000 hash=${hash.slice(0, 16)} keys=2\n`);
     // no ostree= karg: the root fs itself is the root, /usr writable
     expect(log).toContain("IMAGEMODE-USR-RO=no");
     expect(log).toContain("IMAGEMODE-ETC-RW=yes");
     expect(log).toContain("IMAGEMODE-VAR-RW=yes");
-    expect(log).toContain("IMAGEMODE-DONE");
-    expect(durationMs).toBeLessThan(120_000);
+    const order = [
+      "IMAGEMODE-JOB-START\n",
+      "job says hi\n",
+      "IMAGEMODE-JOB-EXIT=3\n",
+      "IMAGEMODE-DONE\n",
+    ].map((m) => log.indexOf(m));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(durationMs).toBeLessThan(150_000);
   });
 
   it("rejects with the console tail when the marker never shows", async () => {

@@ -38,6 +38,30 @@ describe("fixtureKernel", () => {
   });
 });
 
+describe("bootKernel", () => {
+  it("matches a RegExp marker and stops QEMU early; an abort rejects with ABORTED", async () => {
+    const k = await fixtureKernel();
+    const lines: string[] = [];
+    const { log } = await bootKernel({
+      kernel: k.vmlinuz,
+      initrd: k.initramfs,
+      append: "",
+      expect: /IMAGEMODE-INITRAMFS-OK kernel=\S+/g,
+      onConsole: (l) => lines.push(l),
+      timeoutMs: 90_000,
+    });
+    expect(log).toMatch(/IMAGEMODE-INITRAMFS-OK/);
+    expect(lines.some((l) => l.startsWith("IMAGEMODE-INITRAMFS-OK"))).toBe(true);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 300);
+    await expect(
+      bootKernel({ kernel: k.vmlinuz, initrd: k.initramfs, append: "", signal: ac.signal }),
+    ).rejects.toMatchObject({
+      code: "ABORTED",
+    });
+  });
+});
+
 describe("buildFixtureImage", () => {
   it("is an OCI layout whose v1/v2 digests are those in index.json", async () => {
     const index = JSON.parse(await readFile(join(image.layoutDir, "index.json"), "utf8")) as {
@@ -133,5 +157,21 @@ describe("pushFixture", () => {
     expect(v1.Layers.length).toBeGreaterThanOrEqual(3);
     expect(v2.Layers.slice(0, v1.Layers.length)).toEqual(v1.Layers);
     expect(v2.Layers.filter((l) => !v1.Layers.includes(l))).toHaveLength(1);
+  });
+
+  it("pushes to a TLS + htpasswd registry too, under another repository name", async () => {
+    const secure = await startRegistry({ auth: "htpasswd", tls: true });
+    try {
+      const refs = await pushFixture(secure, "other/name");
+      expect(refs.v2).toBe(`${secure.host}/other/name:v2`);
+      const { stdout } = await run("skopeo", [
+        "inspect",
+        ...skopeoFlags(secure, "plain"),
+        `docker://${refs.v2}`,
+      ]);
+      expect((JSON.parse(stdout) as { Digest: string }).Digest).toBe(image.manifestDigests.v2);
+    } finally {
+      await secure.stop();
+    }
   });
 });

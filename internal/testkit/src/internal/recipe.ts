@@ -4,7 +4,7 @@
  */
 
 /** Bumped when the build steps (not the text below) change. */
-export const RECIPE_VERSION = "4";
+export const RECIPE_VERSION = "5";
 
 /** Layer mtimes and umoci `created` stamps: 2024-01-01T00:00:00Z. */
 export const SOURCE_DATE_EPOCH = 1704067200;
@@ -30,6 +30,8 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# Only errors from the kernel on the console, so they do not split the marker lines.
+echo 3 > /proc/sys/kernel/printk
 kver=$(uname -r)
 echo "IMAGEMODE-INITRAMFS-OK kernel=$kver"
 for m in ${mods}; do
@@ -92,6 +94,7 @@ export const OS_INIT = `#!/bin/sh
 export PATH=/usr/bin:/usr/sbin:/bin:/sbin
 [ -e /proc/cmdline ] || mount -t proc proc /proc
 [ -d /sys/kernel ] || mount -t sysfs sysfs /sys
+echo 1 > /proc/sys/kernel/printk  # kernel messages must not interleave with the markers
 echo "IMAGEMODE-INIT-OK"
 echo "IMAGEMODE-VERSION_ID=$(. /usr/lib/os-release; echo "$VERSION_ID")"
 echo "IMAGEMODE-CMDLINE=$(cat /proc/cmdline)"
