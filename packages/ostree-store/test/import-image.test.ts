@@ -20,7 +20,7 @@ import { TestOciLayout } from "./helpers/oci-layout.js";
 import { HELPERS, haveTool, makeTemp, run } from "./helpers/tools.js";
 
 const TS = 1700000000;
-const HAVE = haveTool("ostree") && haveTool("umoci");
+const HAVE = haveTool("ostree") && haveTool("umoci") && haveTool("skopeo");
 
 describe.runIf(HAVE)("image import (umoci-built OCI layout)", () => {
   const tmp = makeTemp();
@@ -209,6 +209,76 @@ describe.runIf(HAVE)("image import (umoci-built OCI layout)", () => {
     const r3 = await applyImport(repo, source3, plan3, { imageReference: `oci:${layout}:img4` });
     expect(r3.layers.map((l) => l.imported)).toEqual([false, false, false, true]);
     expect(source3.fetched.get(plan3.layers[0]?.descriptor.digest as string)).toBeUndefined();
+  });
+
+  it("imports zstd and uncompressed layers of the same image to the same tree", async () => {
+    const gzRepo = await OstreeRepo.init(join(tmp.path, "gz-repo"), {
+      mode: "archive",
+      fsync: false,
+    });
+    const gz = await importImage(gzRepo, new TestOciLayout(layout), "img");
+    const gzTree = await gzRepo.readCommit(gz.commit);
+    const zst = join(tmp.path, "zstd-layout");
+    run("skopeo", [
+      "copy",
+      "--dest-compress-format",
+      "zstd",
+      `oci:${layout}:img`,
+      `oci:${zst}:img`,
+    ]);
+    const zRepo = await OstreeRepo.init(join(tmp.path, "zstd-repo"), {
+      mode: "archive",
+      fsync: false,
+    });
+    const zsrc = new TestOciLayout(zst);
+    const zplan = await prepareImport(zRepo, zsrc, "img");
+    expect(zplan.layers.every((l) => l.descriptor.mediaType.endsWith("+zstd"))).toBe(true);
+    const z = await applyImport(zRepo, zsrc, zplan);
+    const zTree = await zRepo.readCommit(z.commit);
+    expect([zTree.rootTree, zTree.rootMeta]).toEqual([gzTree.rootTree, gzTree.rootMeta]);
+    // Uncompressed: umoci always compresses, so the manifest is rewritten by hand to point at the
+    // plain tars (whose digests are the diff_ids).
+    const plain = join(tmp.path, "plain-layout");
+    run("cp", ["-r", layout, plain]);
+    const psrc = new TestOciLayout(plain);
+    const desc = await psrc.resolve("img");
+    const { readFileSync, writeFileSync, statSync } = await import("node:fs");
+    const { createHash } = await import("node:crypto");
+    const manifest = JSON.parse(
+      readFileSync(join(plain, "blobs/sha256", desc.digest.slice(7)), "utf8"),
+    );
+    const config = JSON.parse(
+      readFileSync(join(plain, "blobs/sha256", manifest.config.digest.slice(7)), "utf8"),
+    );
+    manifest.layers = ["l1", "l2", "l3"].map((l, i) => {
+      const bytes = readFileSync(join(tmp.path, `${l}.tar`));
+      const d = createHash("sha256").update(bytes).digest("hex");
+      expect(`sha256:${d}`).toBe(config.rootfs.diff_ids[i]);
+      writeFileSync(join(plain, "blobs/sha256", d), bytes);
+      return {
+        mediaType: "application/vnd.oci.image.layer.v1.tar",
+        digest: `sha256:${d}`,
+        size: statSync(join(tmp.path, `${l}.tar`)).size,
+      };
+    });
+    const mBytes = Buffer.from(JSON.stringify(manifest));
+    const mDigest = createHash("sha256").update(mBytes).digest("hex");
+    writeFileSync(join(plain, "blobs/sha256", mDigest), mBytes);
+    const index = JSON.parse(readFileSync(join(plain, "index.json"), "utf8"));
+    index.manifests.push({
+      mediaType: manifest.mediaType ?? "application/vnd.oci.image.manifest.v1+json",
+      digest: `sha256:${mDigest}`,
+      size: mBytes.length,
+      annotations: { "org.opencontainers.image.ref.name": "plain" },
+    });
+    writeFileSync(join(plain, "index.json"), JSON.stringify(index));
+    const pRepo = await OstreeRepo.init(join(tmp.path, "plain-repo"), {
+      mode: "archive",
+      fsync: false,
+    });
+    const p = await importImage(pRepo, psrc, "plain");
+    const pTree = await pRepo.readCommit(p.commit);
+    expect([pTree.rootTree, pTree.rootMeta]).toEqual([gzTree.rootTree, gzTree.rootMeta]);
   });
 
   it("picks a platform from an index and reports missing platforms", async () => {
