@@ -342,6 +342,35 @@ describe.runIf(HAVE)("imagemode-ostree vs ostree: same arguments, same checksums
       expect(rb.imageRef).toMatch(
         /^ostree\/container\/image\/docker_3A__2F__2F_127_2E_0_2E_0_2E_1_3A_\d+\/imagemode\/os_3A_v1$/,
       );
+      // The same image as Docker schema 2 (docker media types, gzip layers): the same tree.
+      sh("skopeo", [
+        "copy",
+        "--format",
+        "v2s2",
+        ...skopeoFlags(reg, "dest"),
+        `oci:${layout}:v1`,
+        `docker://${reg.host}/imagemode/os:v2s2`,
+      ]);
+      const c = await ours([
+        `--repo=${r}`,
+        "--json",
+        "--progress=none",
+        "import-image",
+        "--tls-verify=false",
+        `docker://${reg.host}/imagemode/os:v2s2`,
+      ]);
+      expect(c.code).toBe(0);
+      const rc = JSON.parse(c.stdout);
+      expect(rc.manifestDigest).not.toBe(ra.manifestDigest);
+      const manifest = JSON.parse(
+        ostree([`--repo=${r}`, "show", "--print-metadata-key=ostree.manifest", rc.imageRef])
+          .trim()
+          .slice(1, -1),
+      );
+      expect(manifest.mediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
+      expect(ostree([`--repo=${r}`, "ls", "-R", "-C", rc.imageRef])).toBe(
+        ostree([`--repo=${r}`, "ls", "-R", "-C", ra.imageRef]),
+      );
     });
   });
 });
