@@ -291,6 +291,56 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     }
   }, 120_000);
 
+  it("stores POSIX ACLs in ext4's on-disk form; debugfs reads them back as the xattr form", async () => {
+    const dir = await tempDir("ext4-acl-");
+    try {
+      // version 2 xattr form: USER_OBJ rwx, USER 1000 r-x, GROUP_OBJ r-x, MASK r-x, OTHER ---
+      const acl = Buffer.alloc(4 + 5 * 8);
+      acl.writeUInt32LE(2, 0);
+      const ents: [number, number, number][] = [
+        [0x01, 7, 0xffffffff],
+        [0x02, 5, 1000],
+        [0x04, 5, 0xffffffff],
+        [0x10, 5, 0xffffffff],
+        [0x20, 0, 0xffffffff],
+      ];
+      ents.forEach(([tag, perm, id], i) => {
+        acl.writeUInt16LE(tag, 4 + i * 8);
+        acl.writeUInt16LE(perm, 6 + i * 8);
+        acl.writeUInt32LE(id, 8 + i * 8);
+      });
+      const entries: TreeEntry[] = [
+        {
+          path: "shared",
+          type: "dir",
+          mode: 0o750,
+          uid: 0,
+          gid: 0,
+          xattrs: new Map([
+            ["system.posix_acl_access", new Uint8Array(acl)],
+            ["system.posix_acl_default", new Uint8Array(acl)],
+          ]),
+        },
+      ];
+      const img = join(dir.path, "fs.img");
+      await buildImage(img, entries, 16 * 1024 * 1024);
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const seen = await readImage(img);
+      // debugfs rebuilds the xattr form with id 0 where ext4's short entries carry no id
+      const back = Buffer.from(acl);
+      ents.forEach(([tag], i) => {
+        if (tag !== 0x02 && tag !== 0x08) back.writeUInt32LE(0, 8 + i * 8);
+      });
+      expect(seen.get("shared")?.xattrs).toEqual({
+        "system.posix_acl_access": back.toString("hex"),
+        "system.posix_acl_default": back.toString("hex"),
+      });
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it("is deterministic: same tree and options give the same bytes", async () => {
     const dir = await tempDir("ext4-det-");
     try {
