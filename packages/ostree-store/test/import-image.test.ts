@@ -281,6 +281,26 @@ describe.runIf(HAVE)("image import (umoci-built OCI layout)", () => {
     expect([pTree.rootTree, pTree.rootMeta]).toEqual([gzTree.rootTree, gzTree.rootMeta]);
   });
 
+  it("stops with ABORTED when the signal fires mid-import, leaving no image ref", async () => {
+    const repo = await OstreeRepo.init(join(tmp.path, "abort-repo"), {
+      mode: "archive",
+      fsync: false,
+    });
+    const ac = new AbortController();
+    const err = await importImage(repo, new TestOciLayout(layout), "img", {
+      signal: ac.signal,
+      onProgress: (e) => {
+        if (e.type === "done") ac.abort(); // after the first layer
+      },
+    }).catch((e) => e);
+    expect(isImageModeError(err, "ABORTED"), String(err)).toBe(true);
+    expect(await repo.readRef(imageRef("img"))).toBeNull();
+    run("ostree", [`--repo=${repo.path}`, "fsck", "-q"]);
+    // the layer that finished is kept and reused by the next attempt
+    const again = await importImage(repo, new TestOciLayout(layout), "img");
+    expect(again.layers.map((l) => l.imported)).toEqual([false, true, true]);
+  });
+
   it("picks a platform from an index and reports missing platforms", async () => {
     const { createHash } = await import("node:crypto");
     const { writeFileSync, readFileSync } = await import("node:fs");
