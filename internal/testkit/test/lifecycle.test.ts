@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "tsup";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureKernel } from "../src/index.js";
+import { cacheRoot } from "../src/internal/cache.js";
 import { run } from "../src/internal/exec.js";
 import { probeV2 } from "../src/registry.js";
 
@@ -15,6 +16,7 @@ import { probeV2 } from "../src/registry.js";
 // different ways. Nothing it started may survive it.
 const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = join(pkg, "node_modules", ".cache", `lifecycle-${process.pid}`);
+const childEnv = { ...process.env, IMAGEMODE_CACHE: cacheRoot() };
 
 beforeAll(async () => {
   await mkdir(dir, { recursive: true });
@@ -75,6 +77,7 @@ describe("no leaked processes", () => {
   it("a registry dies with its process when that process exits without stop()", async () => {
     const child = spawn(process.execPath, [join(dir, "child.mjs"), "exit"], {
       stdio: ["ignore", "pipe", "inherit"],
+      env: childEnv,
     });
     const { url } = (await firstLine(child)) as { url: string };
     await once(child, "exit");
@@ -84,6 +87,7 @@ describe("no leaked processes", () => {
   it("a registry dies with its process even when that process is SIGKILLed", async () => {
     const child = spawn(process.execPath, [join(dir, "child.mjs"), "stay"], {
       stdio: ["ignore", "pipe", "inherit"],
+      env: childEnv,
     });
     const { url } = (await firstLine(child)) as { url: string };
     expect(await probeV2(url)).toBe(200);
@@ -98,7 +102,7 @@ describe("no leaked processes", () => {
     const child = spawn(
       process.execPath,
       [join(dir, "child.mjs"), "boot", k.vmlinuz, k.initramfs, token],
-      { stdio: ["ignore", "pipe", "inherit"] },
+      { stdio: ["ignore", "pipe", "inherit"], env: childEnv },
     );
     await firstLine(child);
     const running = async () =>

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -92,12 +92,23 @@ describe("startRegistry", () => {
     }
   });
 
+  it("tls without auth: 200 with the CA, skopeo pushes with --cert-dir and no credentials", async () => {
+    const reg = await startRegistry({ tls: true });
+    try {
+      expect(reg.username).toBeUndefined();
+      expect(skopeoFlags(reg, "dest")).toEqual(["--dest-cert-dir", reg.certDir]);
+      expect(await probeV2(reg.url, await readFile(reg.caFile!))).toBe(200);
+      expect(await pushAndInspect(reg)).toMatch(/^sha256:/);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it("tls + htpasswd: HTTPS verifies only with the private CA; skopeo pushes with --cert-dir", async () => {
     const reg = await startRegistry({ auth: "htpasswd", tls: true });
     try {
       expect(reg.url).toBe(`https://${reg.host}`);
       expect(reg.caFile).toBeTruthy();
-      const { readFile } = await import("node:fs/promises");
       const ca = await readFile(reg.caFile!);
       expect(await probeV2(reg.url)).toBe(0); // untrusted without the CA
       expect(await probeV2(reg.url, ca)).toBe(401);
