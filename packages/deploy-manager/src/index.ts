@@ -41,6 +41,17 @@ export {
 } from "./etc-merge.js";
 export { applyEtcMergeToDirectory, listEtcDirectory } from "./etc-tree.js";
 export {
+  CACHED_UPDATE_CONFIG,
+  CACHED_UPDATE_DIGEST,
+  commitImageFacts,
+  imageStatusOf,
+  ociArch,
+  readCachedUpdate,
+  statusDeploymentOf,
+  sysrootHostStatus,
+  writeCachedUpdate,
+} from "./host-status.js";
+export {
   formatOstreeImageReference,
   type ImageReference,
   type ImageSignature,
@@ -48,6 +59,7 @@ export {
   parseOstreeImageReference,
   transportString,
 } from "./image-reference.js";
+export { type InstallOptions, type InstallResult, installToSysroot } from "./install.js";
 export {
   getKey,
   type KeyFile,
@@ -100,6 +112,13 @@ export {
   nodeSysrootFs,
   type SysrootFs,
 } from "./sysroot-fs.js";
+export {
+  switchImage,
+  type UpgradeOptions,
+  type UpgradeResult,
+  upgrade,
+  upgradeBase,
+} from "./upgrade.js";
 export {
   type ApplyOptions,
   applyWritePlan,
