@@ -56,6 +56,14 @@ export function crc32c(data: Uint8Array): number {
   return (crc32cRaw(0xffffffff, data) ^ 0xffffffff) >>> 0;
 }
 
+/** Continues a CRC32C register over the 4 little-endian bytes of `n` (no allocation). */
+export function crc32cU32(crc: number, n: number): number {
+  let c = crc >>> 0;
+  const t = TABLE;
+  for (let i = 0; i < 4; i++) c = ((t[(c ^ (n >>> (8 * i))) & 0xff] as number) ^ (c >>> 8)) >>> 0;
+  return c;
+}
+
 /** A little-endian u32 as 4 bytes (checksums cover group and inode numbers this way). */
 export function le32(n: number): Uint8Array {
   const b = new Uint8Array(4);

@@ -3,20 +3,24 @@
  * (`Documentation/filesystems/ext4`, e2fsprogs `ext2_fs.h`), with pure encode/decode and the
  * metadata_csum checksums that cover each record.
  */
-import { crc32cRaw, le32, le64 } from "./crc32c.js";
+import { crc32cRaw, crc32cU32, le64 } from "./crc32c.js";
 
 type Width = 1 | 2 | 4 | 8;
 /** A field: [byte offset, width] for numbers, or [byte offset, length, "bytes"]. */
 type NumField = readonly [number, Width];
 type BytesField = readonly [number, number, "bytes"];
 
+type FieldList = readonly (readonly [string, NumField | BytesField])[];
+const fieldList = (table: Record<string, NumField | BytesField>): FieldList =>
+  Object.entries(table);
+
 function encodeFields<T extends Record<string, number | Uint8Array>>(
-  table: Record<keyof T, NumField | BytesField>,
+  fields: FieldList,
   value: Partial<T>,
   out: Uint8Array,
 ): void {
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (const [name, f] of Object.entries(table) as [string, NumField | BytesField][]) {
+  for (const [name, f] of fields) {
     const v = (value as Record<string, number | Uint8Array | undefined>)[name];
     if (v === undefined) continue;
     if (f.length === 3) {
@@ -184,6 +188,8 @@ const SB_FIELDS = {
   checksum: [0x3fc, 4],
 } as const satisfies Record<string, NumField | BytesField>;
 
+const SB_LIST = fieldList(SB_FIELDS);
+
 /** A decoded superblock (numbers and byte strings, field names as in `struct ext4_super_block` without `s_`). */
 export type Superblock = {
   [K in keyof typeof SB_FIELDS]: (typeof SB_FIELDS)[K] extends BytesField ? Uint8Array : number;
@@ -197,7 +203,7 @@ export const EXT4_MAGIC = 0xef53;
 /** Encodes a superblock; the checksum is computed when metadata_csum is set. */
 export function encodeSuperblock(sb: Partial<Superblock>): Uint8Array {
   const out = new Uint8Array(SUPERBLOCK_SIZE);
-  encodeFields(SB_FIELDS, sb, out);
+  encodeFields(SB_LIST, sb, out);
   if ((sb.featureRoCompat ?? 0) & FEATURE.roCompat.metadataCsum) {
     new DataView(out.buffer).setUint32(0x3fc, superblockChecksum(out), true);
   }
@@ -245,6 +251,8 @@ const GD_FIELDS = {
   blockBitmapCsumHi: [0x38, 2],
   inodeBitmapCsumHi: [0x3a, 2],
 } as const satisfies Record<string, NumField | BytesField>;
+
+const GD_LIST = fieldList(GD_FIELDS);
 
 /** A decoded 64-byte group descriptor. */
 export type GroupDescriptorRecord = { [K in keyof typeof GD_FIELDS]: number };
@@ -297,7 +305,7 @@ export function encodeGroupDescriptor(
     blockBitmapCsumHi: gd.blockBitmapCsum >>> 16,
     inodeBitmapCsumHi: gd.inodeBitmapCsum >>> 16,
   };
-  encodeFields(GD_FIELDS, rec, out);
+  encodeFields(GD_LIST, rec, out);
   const raw = out.subarray(0, descSize);
   if (csumSeed !== undefined)
     new DataView(out.buffer).setUint16(0x1e, groupDescriptorChecksum(raw, group, csumSeed), true);
@@ -313,7 +321,7 @@ export function decodeGroupDescriptor(buf: Uint8Array): GroupDescriptorRecord {
 
 /** `bg_checksum` under metadata_csum: low 16 bits of crc32c(seed, group, descriptor without the checksum). */
 export function groupDescriptorChecksum(raw: Uint8Array, group: number, csumSeed: number): number {
-  let c = crc32cRaw(csumSeed, le32(group));
+  let c = crc32cU32(csumSeed, group);
   c = crc32cRaw(c, raw.subarray(0, 0x1e));
   c = crc32cRaw(c, new Uint8Array(2));
   if (raw.length > 0x20) c = crc32cRaw(c, raw.subarray(0x20));
@@ -364,6 +372,8 @@ const INODE_FIELDS = {
   projid: [0x9c, 4],
 } as const satisfies Record<string, NumField | BytesField>;
 
+const INODE_LIST = fieldList(INODE_FIELDS);
+
 /** A decoded inode record (first 160 bytes; in-inode xattrs follow). */
 export type InodeRecord = {
   [K in keyof typeof INODE_FIELDS]: (typeof INODE_FIELDS)[K] extends BytesField
@@ -376,7 +386,7 @@ export const INODE_EXTRA_ISIZE = 32;
 
 /** Encodes the fixed part of an inode into `out` (an `inodeSize` slot; bytes after 160 are left alone). */
 export function encodeInode(rec: Partial<InodeRecord>, out: Uint8Array): void {
-  encodeFields(INODE_FIELDS, rec, out);
+  encodeFields(INODE_LIST, rec, out);
 }
 
 /** Decodes the fixed part of an inode. */
@@ -388,7 +398,7 @@ export function decodeInode(buf: Uint8Array): InodeRecord {
 
 /** The per-inode checksum seed: crc32c(fs seed, inode number, generation). */
 export function inodeChecksumSeed(csumSeed: number, ino: number, generation: number): number {
-  return crc32cRaw(crc32cRaw(csumSeed, le32(ino)), le32(generation));
+  return crc32cU32(crc32cU32(csumSeed, ino), generation);
 }
 
 /**

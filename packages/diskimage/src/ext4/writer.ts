@@ -273,6 +273,7 @@ async function collect(
     lostFound.parent = root;
     root.children?.push({ name: new Uint8Array(Buffer.from("lost+found")), node: lostFound });
   }
+  for (const d of dirs.values()) d.names = undefined; // only needed while collecting
   root.ino = 2;
   lostFound.ino = 11;
   let ino = 12;
