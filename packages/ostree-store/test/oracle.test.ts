@@ -45,7 +45,7 @@ printf 'u' > src/$'\\xc3\\xa4'-umlaut; printf 'j' > src/$'\\xe6\\x97\\xa5\\xe6\\
 printf 'e' > src/$'\\xf0\\x9f\\x98\\x80'; printf 'r' > src/$'\\xef\\xbf\\xbd'
 printf 'Z' > src/Zfile; printf 'a' > src/afile
 printf 'own' > src/owned; chown 1234:5678 src/owned; chown 4321:8765 src/adir
-head -c 5000000 /dev/urandom > src/big.bin
+head -c 3000000 /dev/urandom > src/big.bin
 setfattr() { python3 -c 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())' "$@"; }
 setfattr src/hello.txt user.b 2; setfattr src/hello.txt user.a 1
 setfattr src/sub user.dir d
@@ -199,7 +199,7 @@ describe.each(MODES)("mode %s", (mode) => {
 
   it("cat reads files of ostree's repo", async () => {
     const repo = await OstreeRepo.open(theirs(), { fsync: false });
-    const big = await readAll(await repo.cat("test/v1", "/big.bin"), 10_000_000);
+    const big = await readAll(await repo.cat("test/v1", "/big.bin"), 4_000_000);
     expect(Buffer.from(big).equals(await readFile(join(src, "big.bin")))).toBe(true);
     expect(
       Buffer.from(await readAll(await repo.cat("test/v0", "sub/nested/n.txt"), 100)).toString(),
