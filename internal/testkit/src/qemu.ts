@@ -252,6 +252,7 @@ async function runQemu(
       await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
     }
   } finally {
+    if (pending && options.onConsole) options.onConsole(pending);
     durationMs = Date.now() - started;
     await stopGuarded(child);
     await fh.close();
