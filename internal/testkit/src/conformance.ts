@@ -6,7 +6,7 @@ import {
   isImageModeError,
   MediaType,
 } from "@imagemode/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 /** What {@link blobStoreConformance} needs from an implementation: a fresh, empty store. */
 export type BlobStoreFactory = () => Promise<{ store: BlobStore; cleanup?: () => Promise<void> }>;
@@ -71,40 +71,29 @@ async function fetchCode(store: BlobStore, d: Descriptor): Promise<string> {
   return codeOf(store.fetch(d).then(collect));
 }
 
-/**
- * Registers a vitest `describe` suite that every {@link BlobStore} implementation must pass:
- * round trips (bytes and streams, empty and multi-MiB blobs), `exists`, a digest or size
- * mismatch rejected with nothing visible afterwards, an aborted push leaving nothing, and
- * concurrent pushes of the same blob, and `NOT_FOUND` for a missing blob.
- *
- * @example
- * ```ts
- * blobStoreConformance("MemoryTarget", async () => ({ store: new MemoryTarget() }));
- * ```
- */
-export function blobStoreConformance(name: string, make: BlobStoreFactory): void {
-  describe(`BlobStore conformance: ${name}`, () => {
-    let store: BlobStore;
-    let cleanup: (() => Promise<void>) | undefined;
-    beforeEach(async () => {
-      const made = await make();
-      store = made.store;
-      cleanup = made.cleanup;
-    });
-    afterEach(async () => {
-      await cleanup?.();
-    });
+/** One conformance case: a name and a check run against a fresh, empty store. */
+export interface BlobStoreCase {
+  name: string;
+  run(store: BlobStore): Promise<void>;
+}
 
-    it("push(bytes) then fetch returns the same bytes; exists turns true", async () => {
+/** The cases of {@link blobStoreConformance}, in order (exported for the suite's own tests). */
+export const BLOB_STORE_CASES: readonly BlobStoreCase[] = [
+  {
+    name: "push(bytes) then fetch returns the same bytes; exists turns true",
+    async run(store: BlobStore) {
       const data = bytes(4096, 1);
       const d = descriptorOf(data);
       expect(await store.exists(d)).toBe(false);
       await store.push(d, data);
       expect(await store.exists(d)).toBe(true);
       expect(same(await collect(await store.fetch(d)), data)).toBe(true);
-    });
+    },
+  },
 
-    it("push(stream) of a multi-MiB blob in uneven chunks round-trips", async () => {
+  {
+    name: "push(stream) of a multi-MiB blob in uneven chunks round-trips",
+    async run(store: BlobStore) {
       const data = bytes(3 * 1024 * 1024 + 17, 2);
       const d = descriptorOf(data);
       await store.push(d, chunks(data, 65_521));
@@ -112,25 +101,34 @@ export function blobStoreConformance(name: string, make: BlobStoreFactory): void
       const back = await collect(await store.fetch(d));
       expect(back.byteLength).toBe(data.byteLength);
       expect(digestOf(back)).toBe(d.digest);
-    });
+    },
+  },
 
-    it("the empty blob round-trips", async () => {
+  {
+    name: "the empty blob round-trips",
+    async run(store: BlobStore) {
       const data = new Uint8Array(0);
       const d = descriptorOf(data);
       await store.push(d, chunks(data, 1));
       expect(await store.exists(d)).toBe(true);
       expect((await collect(await store.fetch(d))).byteLength).toBe(0);
-    });
+    },
+  },
 
-    it("pushing a blob that is already there succeeds and keeps it", async () => {
+  {
+    name: "pushing a blob that is already there succeeds and keeps it",
+    async run(store: BlobStore) {
       const data = bytes(1000, 3);
       const d = descriptorOf(data);
       await store.push(d, data);
       await store.push(d, chunks(data, 100));
       expect(same(await collect(await store.fetch(d)), data)).toBe(true);
-    });
+    },
+  },
 
-    it("a digest mismatch is rejected with DIGEST_MISMATCH and nothing becomes visible", async () => {
+  {
+    name: "a digest mismatch is rejected with DIGEST_MISMATCH and nothing becomes visible",
+    async run(store: BlobStore) {
       const data = bytes(2048, 4);
       const other = bytes(2048, 5);
       const d = { ...descriptorOf(data) };
@@ -139,9 +137,12 @@ export function blobStoreConformance(name: string, make: BlobStoreFactory): void
       expect(await fetchCode(store, d)).toBe("NOT_FOUND");
       const o = descriptorOf(other);
       expect(await store.exists(o)).toBe(false);
-    });
+    },
+  },
 
-    it("content longer or shorter than the descriptor's size is rejected with SIZE_MISMATCH, nothing visible", async () => {
+  {
+    name: "content longer or shorter than the descriptor's size is rejected with SIZE_MISMATCH, nothing visible",
+    async run(store: BlobStore) {
       const data = bytes(1500, 6);
       const long = { ...descriptorOf(data), size: 1499 };
       const short = { ...descriptorOf(data), size: 1501 };
@@ -149,9 +150,12 @@ export function blobStoreConformance(name: string, make: BlobStoreFactory): void
       expect(await codeOf(store.push(short, data))).toBe("SIZE_MISMATCH");
       expect(await store.exists(long)).toBe(false);
       expect(await fetchCode(store, long)).toBe("NOT_FOUND");
-    });
+    },
+  },
 
-    it("an aborted push rejects with ABORTED and leaves nothing", async () => {
+  {
+    name: "an aborted push rejects with ABORTED and leaves nothing",
+    async run(store: BlobStore) {
       const data = bytes(256 * 1024, 7);
       const d = descriptorOf(data);
       const ac = new AbortController();
@@ -166,9 +170,12 @@ export function blobStoreConformance(name: string, make: BlobStoreFactory): void
       expect(await store.exists(d)).toBe(false);
       expect(await codeOf(store.push(d, data, { signal: AbortSignal.abort() }))).toBe("ABORTED");
       expect(await store.exists(d)).toBe(false);
-    });
+    },
+  },
 
-    it("concurrent pushes of the same blob all succeed and store it once, intact", async () => {
+  {
+    name: "concurrent pushes of the same blob all succeed and store it once, intact",
+    async run(store: BlobStore) {
       const data = bytes(512 * 1024, 8);
       const d = descriptorOf(data);
       await Promise.all(
@@ -176,19 +183,52 @@ export function blobStoreConformance(name: string, make: BlobStoreFactory): void
       );
       expect(await store.exists(d)).toBe(true);
       expect(digestOf(await collect(await store.fetch(d)))).toBe(d.digest);
-    });
+    },
+  },
 
-    it("concurrent pushes of different blobs do not mix", async () => {
+  {
+    name: "concurrent pushes of different blobs do not mix",
+    async run(store: BlobStore) {
       const blobs = Array.from({ length: 5 }, (_, i) => bytes(64 * 1024 + i, 20 + i));
       await Promise.all(blobs.map((b) => store.push(descriptorOf(b), chunks(b, 4096, 1))));
       for (const b of blobs)
         expect(same(await collect(await store.fetch(descriptorOf(b))), b)).toBe(true);
-    });
+    },
+  },
 
-    it("fetch of a missing blob fails with NOT_FOUND; exists is false", async () => {
+  {
+    name: "fetch of a missing blob fails with NOT_FOUND; exists is false",
+    async run(store: BlobStore) {
       const d = descriptorOf(bytes(10, 9));
       expect(await store.exists(d)).toBe(false);
       expect(await fetchCode(store, d)).toBe("NOT_FOUND");
-    });
+    },
+  },
+];
+
+/**
+ * Registers a vitest `describe` suite that every {@link BlobStore} implementation must pass:
+ * round trips (bytes and streams, empty and multi-MiB blobs), `exists`, a digest or size
+ * mismatch rejected with nothing visible afterwards, an aborted push leaving nothing,
+ * concurrent pushes of the same blob and of different blobs, and `NOT_FOUND` for a missing
+ * blob. Each case gets a fresh store from `make`, and its `cleanup` runs afterwards.
+ *
+ * @example
+ * ```ts
+ * blobStoreConformance("MemoryTarget", async () => ({ store: new MemoryTarget() }));
+ * ```
+ */
+export function blobStoreConformance(name: string, make: BlobStoreFactory): void {
+  describe(`BlobStore conformance: ${name}`, () => {
+    for (const c of BLOB_STORE_CASES) {
+      it(c.name, async () => {
+        const { store, cleanup } = await make();
+        try {
+          await c.run(store);
+        } finally {
+          await cleanup?.();
+        }
+      });
+    }
   });
 }
