@@ -329,9 +329,8 @@ class BlockWriter {
     if (this.#len === 0) return;
     const data = this.#stage.subarray(0, this.#len * this.bs);
     const at = this.#start * this.bs;
-    // a fresh stage: a sink may still hold the old one until its write settles
-    this.#stage = Buffer.allocUnsafe(BlockWriter.STAGE_BLOCKS * this.bs);
     this.#len = 0;
+    // a sink is done with the bytes once its write settles, so the stage is reused
     await this.sink.write(at, data);
   }
 }
@@ -339,7 +338,7 @@ class BlockWriter {
 /** Small files at most this large are read ahead. */
 const READ_AHEAD_FILE = 1024 * 1024;
 /** Bytes of content read ahead at most. */
-const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 /** Files read ahead at most. */
 const READ_AHEAD_FILES = 16;
 
