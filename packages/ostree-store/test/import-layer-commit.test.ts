@@ -3,6 +3,7 @@ import {
   createReadStream,
   linkSync,
   mkdirSync,
+  readdirSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -137,6 +138,30 @@ describe.runIf(HAVE)("layer commit equals `ostree commit --tree=tar=` of the fil
       });
     }
   }
+
+  it("never writes outside the repository: a path through a symlink is refused, escaping symlinks stay objects", async () => {
+    const outside = join(tmp.path, "outside");
+    mkdirSync(outside);
+    const hostile = join(tmp.path, "hostile2");
+    mkdirSync(hostile);
+    makeHostileTars(hostile, outside);
+    const repo = await OstreeRepo.init(join(tmp.path, "escape"), {
+      mode: "bare-user",
+      fsync: false,
+    });
+    const err = await ours(repo, join(hostile, "through-symlink.tar")).catch((e) => e);
+    expect(isImageModeError(err), String(err)).toBe(true);
+    expect(err.message).toMatch(/Can't replace file with directory/);
+    expect(readdirSync(outside)).toEqual([]);
+    // libostree refuses the same layer
+    const o = join(tmp.path, "escape-oracle");
+    run("ostree", [`--repo=${o}`, "init", "--mode=bare-user"]);
+    expect(() => ostreeCommitTar(o, join(hostile, "through-symlink.tar"))).toThrow();
+    // symlinks pointing anywhere are just content objects; the commit equals ostree's
+    const got = await ours(repo, join(hostile, "symlink-escape.tar"));
+    expect(got.commit).toBe(ostreeCommitTar(o, join(hostile, "symlink-escape.tar")));
+    expect(readdirSync(outside)).toEqual([]);
+  });
 
   it("rejects hard links to paths outside the layer", async () => {
     const repo = await OstreeRepo.init(join(tmp.path, "hostile"), {

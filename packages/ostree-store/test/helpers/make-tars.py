@@ -37,6 +37,8 @@ write("nonutf8-pax.tar", P, lambda t: add(t, "usr/" + "p" * 120 + "-\udcfe", b"x
 write("huge-pax.tar", P, lambda t: add(t, "usr/a", b"x", pax={"comment": "y" * (2 * 1024 * 1024)}))
 write("empty-whiteout.tar", G, lambda t: add(t, "usr/.wh.", b""))
 write("chardev.tar", G, lambda t: add(t, "usr/null", type=tarfile.CHRTYPE))
+write("through-symlink.tar", G, lambda t: (add(t, "usr", type=tarfile.DIRTYPE, mode=0o755), add(t, "usr/lnk", type=tarfile.SYMTYPE, linkname=sys.argv[2] if len(sys.argv) > 2 else "/tmp"), add(t, "usr/lnk/pwned", b"pwned")))
+write("symlink-escape.tar", G, lambda t: (add(t, "usr/up", type=tarfile.SYMTYPE, linkname="../../../../../../etc"), add(t, "usr/abs", type=tarfile.SYMTYPE, linkname="/etc/shadow")))
 write("empty-component.tar", G, lambda t: add(t, "usr//lib/x", b"x"))
 # A well-formed layer exercising every rule.
 def rules(t):

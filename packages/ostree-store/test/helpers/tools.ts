@@ -51,6 +51,6 @@ export function oracleList(tarPath: string): OracleEntry[] {
   return JSON.parse(run("python3", [join(HELPERS, "tar-oracle.py"), tarPath])) as OracleEntry[];
 }
 
-export function makeHostileTars(dir: string): void {
-  run("python3", [join(HELPERS, "make-tars.py"), dir]);
+export function makeHostileTars(dir: string, symlinkTarget?: string): void {
+  run("python3", [join(HELPERS, "make-tars.py"), dir, ...(symlinkTarget ? [symlinkTarget] : [])]);
 }
