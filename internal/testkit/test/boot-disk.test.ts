@@ -79,7 +79,7 @@ async function makeDisk(rootfs: string, kver: string, path: string): Promise<voi
   }
 }
 
-describe("bootDisk", () => {
+describe.concurrent("bootDisk", () => {
   it("boots a GPT disk under UEFI: OVMF → systemd-boot → BLS → initramfs → fixture /sbin/init", async () => {
     const image = await buildFixtureImage();
     // A private copy of v2 with a user who has a password and two keys, and a job hook.

@@ -21,7 +21,8 @@ beforeAll(async () => {
   image = await buildFixtureImage();
 });
 
-describe("fixtureKernel", () => {
+// The two boots run side by side (2 cores).
+describe.concurrent("fixtureKernel + bootKernel", () => {
   it("boots in QEMU to the initramfs marker (no disk: it powers off)", async () => {
     const k = await fixtureKernel();
     expect(k.kver).toMatch(/^\d+\.\d+\.\d+-\d+-cloud-amd64$/);
@@ -36,9 +37,6 @@ describe("fixtureKernel", () => {
     expect(log).not.toContain("IMAGEMODE-INITRAMFS-WARN");
     expect(durationMs).toBeGreaterThan(0);
   });
-});
-
-describe("bootKernel", () => {
   it("matches a RegExp marker and stops QEMU early; an abort rejects with ABORTED", async () => {
     const k = await fixtureKernel();
     const lines: string[] = [];
