@@ -3,17 +3,21 @@
  * streamed into content objects and a {@link MutableTree}, then dirtrees and the commit.
  * Same inputs and options as `ostree commit` give the same checksums.
  */
+import { join } from "node:path";
 import {
   type FileTree,
   invalidArgument,
+  notFound,
   type OpOptions,
   readHostDirectory,
   S_IF,
   type TreeEntry,
   throwIfAborted,
+  toImageModeError,
   unsupported,
 } from "@imagemode/core";
 import { Variant } from "./gvariant.js";
+import { gHashTableOrder } from "./internal/ghash-order.js";
 import { MutableTree, splitPath } from "./mutable-tree.js";
 import {
   canonicalMode,
@@ -325,9 +329,9 @@ export interface CommitOptions extends WriteTreeOptions {
   /** Extra refs to bind the commit to (`--bind-ref`). */
   bindRefs?: string[];
   /**
-   * Marks the commit bootable: adds `ostree.bootable` (true) and `ostree.linux` (kernel version).
-   * Note: `ostree commit --bootable` additionally re-orders all metadata keys in hash-table
-   * order, so its checksum differs from this (keys here keep their order).
+   * Marks the commit bootable like `ostree commit --bootable`: adds `ostree.bootable` (true) and
+   * `ostree.linux` (the kernel version, see {@link findKernelVersion}) and, as the CLI does,
+   * re-orders all metadata keys in GLib hash-table order.
    */
   bootable?: { linux: string };
   /** Detached metadata written to `.commitmeta`. */
@@ -393,10 +397,6 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
     const metadata = metadataEntries(options.metadata);
     if (options.version !== undefined)
       metadata.push(["version", new Variant("s", options.version)]);
-    if (options.bootable) {
-      metadata.push(["ostree.bootable", new Variant("b", true)]);
-      metadata.push(["ostree.linux", new Variant("s", options.bootable.linux)]);
-    }
     if (options.refBinding !== false) {
       const refs = [
         ...new Set([
@@ -407,6 +407,24 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
       for (const r of refs) validateRefName(r);
       refs.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       metadata.push(["ostree.ref-binding", new Variant("as", refs)]);
+    }
+    if (options.bootable) {
+      // like `ostree commit --bootable`: the metadata goes through a GVariantDict (a GHashTable),
+      // the bootable keys are added, and the dict's iteration order becomes the stored order
+      const values = new Map<string, Variant>();
+      for (const [k, v] of metadata) if (!values.has(k)) values.set(k, v);
+      values.set("ostree.bootable", new Variant("b", true));
+      values.set("ostree.linux", new Variant("s", options.bootable.linux));
+      const order = gHashTableOrder([
+        ...metadata.map(([k]) => k),
+        "ostree.bootable",
+        "ostree.linux",
+      ]);
+      metadata.splice(
+        0,
+        metadata.length,
+        ...order.map((k): [string, Variant] => [k, values.get(k)!]),
+      );
     }
 
     const bytes = encodeCommit({
@@ -429,4 +447,35 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
   } finally {
     await release();
   }
+}
+
+/**
+ * The kernel version of a tree as `ostree commit --bootable` finds it: the one directory of
+ * `usr/lib/modules/` that holds a `vmlinuz` (`NOT_FOUND` if none, `INVALID_ARGUMENT` if several).
+ */
+export async function findKernelVersion(dir: string): Promise<string> {
+  const { readdir, lstat } = await import("node:fs/promises");
+  const modules = join(dir, "usr/lib/modules");
+  let found: string | undefined;
+  let names: string[];
+  try {
+    names = await readdir(modules);
+  } catch (e) {
+    throw toImageModeError(e, "ostree.commit", { path: modules });
+  }
+  for (const n of names) {
+    const st = await lstat(join(modules, n));
+    if (!st.isDirectory()) continue;
+    const k = await lstat(join(modules, n, "vmlinuz")).catch(() => null);
+    if (!k) continue;
+    if (found !== undefined)
+      throw invalidArgument("Multiple kernels found in /usr/lib/modules", { op: "ostree.commit" });
+    found = n;
+  }
+  if (found === undefined)
+    throw notFound("No kernel found in /usr/lib/modules", {
+      op: "ostree.commit",
+      data: { path: modules },
+    });
+  return found;
 }

@@ -151,7 +151,7 @@ describe.each(["archive", "bare-user"] as RepoMode[])(
         const out = await ostree([`--repo=${dir}`, "fsck"]);
         expect(out, `after a crash at op ${k}`).toMatch(/no errors found/);
         if (k % 4 !== 0 && k !== total) continue; // the retry is checked for every 4th crash point
-      // the crashed "process" is gone: its lock is stale (a real crash leaves a dead pid, which
+        // the crashed "process" is gone: its lock is stale (a real crash leaves a dead pid, which
         // lock() takes over; here the pid is still ours, so remove it as the dead process would)
         await fsp.rm(join(dir, "tmp", "imagemode.lock"), { recursive: true, force: true });
         const again = await OstreeRepo.open(dir, { fsync: false });
