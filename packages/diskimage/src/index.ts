@@ -14,6 +14,7 @@ export {
   MIN_EXT4_BYTES,
   planExt4,
 } from "./ext4/geometry.js";
+export { type Ext4TreeSummary, minimumExt4Size, summarizeExt4Tree } from "./ext4/sizing.js";
 export {
   checksumSeed,
   decodeGroupDescriptor,

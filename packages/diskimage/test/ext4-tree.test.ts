@@ -7,6 +7,7 @@ import { treeFromEntries } from "@imagemode/core";
 import { tempDir } from "@imagemode/testkit";
 import { describe, expect, it } from "vitest";
 import { FileBlockSink } from "../src/block-sink.js";
+import { minimumExt4Size, summarizeExt4Tree } from "../src/ext4/sizing.js";
 import { writeExt4 } from "../src/ext4/writer.js";
 import { e2fsck, expectedFromEntries, readImage, type SeenEntry } from "./ext4-inspect.js";
 
@@ -340,6 +341,26 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
       await dir.cleanup();
     }
   });
+
+  test.prop([fc.array(opArb, { minLength: 20, maxLength: 80 })], { numRuns: 3 })(
+    "minimumExt4Size gives a volume the tree fits in, with the reserved blocks still free",
+    async (ops) => {
+      const dir = await tempDir("ext4-size-");
+      try {
+        const entries = buildEntries(ops);
+        const summary = await summarizeExt4Tree(treeFromEntries(entries));
+        const size = minimumExt4Size(summary);
+        const img = join(dir.path, "fs.img");
+        const r = await buildImage(img, entries, size);
+        expect(r.freeBlocks).toBeGreaterThanOrEqual(Math.floor(r.blocksCount * 0.05));
+        const fsck = await e2fsck(img);
+        expect(fsck.status, fsck.output).toBe(0);
+      } finally {
+        await dir.cleanup();
+      }
+    },
+    60_000,
+  );
 
   it("is deterministic: same tree and options give the same bytes", async () => {
     const dir = await tempDir("ext4-det-");
