@@ -148,23 +148,51 @@ export function formatLsEntry(
   const c = e.type === "dir" ? "d" : e.type === "symlink" ? "l" : "-";
   let s = `${c}0${(e.mode & 0o7777).toString(8).padStart(4, "0")} ${e.uid} ${e.gid} ${String(e.size).padStart(6, " ")} `;
   if (options.checksums) s += e.type === "dir" ? `${e.tree} ${e.meta} ` : `${e.checksum} `;
-  if (options.xattrs) {
-    const items = [...e.xattrs].map(
-      ([k, v]) => `(${formatBytestring(`${k}\0`)}, ${formatBytes(v)})`,
-    );
-    s += items.length === 0 ? "{ @a(ayay) [] } " : `{ [${items.join(", ")}] } `;
-  }
+  if (options.xattrs) s += `{ ${formatXattrs(e.xattrs)} } `;
   s += e.path;
   if (e.type === "symlink") s += ` -> ${e.linkTarget}`;
   return s;
 }
 
-function formatBytestring(s: string): string {
-  return `b'${s.replace(/\0$/, "")}'`;
+/** Renders xattrs as `g_variant_print(a(ayay), TRUE)` does (what `ostree ls -X` shows). */
+export function formatXattrs(x: Xattrs): string {
+  if (x.size === 0) return "@a(ayay) []";
+  const items = [...x].map(
+    ([k, v], i) => `(${formatAy(Buffer.from(`${k}\0`), i === 0)}, ${formatAy(v, i === 0)})`,
+  );
+  return `[${items.join(", ")}]`;
 }
 
-function formatBytes(v: Uint8Array): string {
-  return `[byte ${[...v].map((x) => `0x${x.toString(16).padStart(2, "0")}`).join(", ")}]`;
+/** GLib's rendering of an `ay`: a bytestring `b'…'` when its only NUL is the last byte. */
+function formatAy(v: Uint8Array, annotate: boolean): string {
+  const nul = v.indexOf(0);
+  if (v.length > 0 && nul === v.length - 1) {
+    const str = gStrEscape(v.subarray(0, nul));
+    return v.includes(0x27) ? `b"${str}"` : `b'${str}'`;
+  }
+  if (v.length === 0) return annotate ? "@ay []" : "[]";
+  return `[${[...v].map((b, i) => `${i === 0 && annotate ? "byte " : ""}0x${b.toString(16).padStart(2, "0")}`).join(", ")}]`;
+}
+
+/** `g_strescape`: C escapes for control characters, `\\` and `"`; octal for the rest. */
+function gStrEscape(b: Uint8Array): string {
+  const named: Record<number, string> = {
+    8: "\\b",
+    12: "\\f",
+    10: "\\n",
+    13: "\\r",
+    9: "\\t",
+    11: "\\v",
+    92: "\\\\",
+    34: '\\"',
+  };
+  let out = "";
+  for (const c of b) {
+    if (named[c] !== undefined) out += named[c];
+    else if (c < 0x20 || c >= 0x7f) out += `\\${c.toString(8).padStart(3, "0")}`;
+    else out += String.fromCharCode(c);
+  }
+  return out;
 }
 
 /** Streams a regular file of a commit (`ostree cat`). */

@@ -240,6 +240,44 @@ describe("cross-repo operations", () => {
     );
   });
 
+  it("remote refs written by ostree pull-local --remote are listed and resolved like ostree refs does", async () => {
+    const dest = join(work.path, "pulled-remote");
+    await ostree([`--repo=${dest}`, "init", "--mode=archive"]);
+    await ostree([
+      `--repo=${dest}`,
+      "pull-local",
+      "--remote=origin",
+      join(work.path, "ours-archive"),
+      "test/v0",
+    ]);
+    await ostree([
+      `--repo=${dest}`,
+      "pull-local",
+      join(work.path, "ours-archive"),
+      "test/v1",
+      "test/v2",
+    ]);
+    const repo = await OstreeRepo.open(dest, { fsync: false });
+    const refs = await repo.listRefs();
+    // `ostree refs` prints in hash-table order: compare as sets
+    const listed = (await ostree([`--repo=${dest}`, "refs"])).trim().split("\n").sort();
+    expect([...refs.keys()].sort()).toEqual(listed);
+    expect(await repo.resolveRev("origin:test/v0")).toBe(
+      (await ostree([`--repo=${dest}`, "rev-parse", "origin:test/v0"])).trim(),
+    );
+    expect([...(await repo.listRefs({ remote: "origin" })).keys()]).toEqual(["test/v0"]);
+  });
+
+  it("ls -X (xattrs) matches ostree", async () => {
+    const path = join(work.path, "theirs-archive");
+    const repo = await OstreeRepo.open(path, { fsync: false });
+    const expected = await ostree([`--repo=${path}`, "ls", "-R", "-C", "-X", "test/v1"]);
+    const entries = await repo.ls("test/v1", "/", { recursive: true });
+    expect(
+      entries.map((e) => `${formatLsEntry(e, { checksums: true, xattrs: true })}\n`).join(""),
+    ).toBe(expected);
+  });
+
   it("diff between two commits matches ostree diff", async () => {
     const dir = join(work.path, "difftree");
     await sh(
