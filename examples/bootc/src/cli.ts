@@ -1,2 +1,4 @@
-process.stderr.write("imagemode-bootc: not implemented yet\n");
-process.exitCode = 2;
+/** Entry point of the `imagemode-bootc` binary. */
+import { main } from "./program.js";
+
+process.exitCode = await main(process.argv.slice(2));

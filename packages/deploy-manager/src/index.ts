@@ -72,10 +72,12 @@ export {
 export {
   type LifecycleOptions,
   planRollback,
+  planSetKernelArgs,
   planUndeploy,
   rollback,
   setPinned,
   undeploy,
+  userKernelArgs,
 } from "./lifecycle.js";
 export { newOrigin, type Origin, parseOrigin, serializeOrigin } from "./origin.js";
 export {

@@ -2,6 +2,7 @@
  * Pin, unpin, undeploy and rollback: each re-reads nothing itself — it takes an opened
  * {@link Sysroot} and returns or applies a plan.
  */
+import { KernelArgs } from "@imagemode/bootloader";
 import { ImageModeError, invalidArgument, invalidState, type OpOptions } from "@imagemode/core";
 import type { OstreeRepo } from "@imagemode/ostree-store";
 import { cleanupSysroot } from "./cleanup.js";
@@ -148,4 +149,30 @@ export async function rollback(sysroot: Sysroot, options: LifecycleOptions): Pro
         : "Next boot: rollback deployment",
     );
   return msgs;
+}
+
+/**
+ * Plans changing the kernel arguments of the default deployment (like
+ * `ostree admin instutil set-kargs --append/--delete`): the same list, the first deployment's
+ * arguments edited — a new bootversion.
+ */
+export function planSetKernelArgs(
+  sysroot: Sysroot,
+  change: { append?: string[]; delete?: string[] },
+): WritePlan {
+  const list = sysroot.deployments.filter((d) => !d.staged);
+  const first = list[0];
+  if (!first) throw invalidState("No deployments", { op: "deploy.kargs" });
+  const kargs = KernelArgs.parse(first.kargs);
+  for (const a of change.delete ?? []) kargs.delete(a);
+  for (const a of change.append ?? []) kargs.append(a);
+  return planWriteDeployments(sysroot, [
+    { ...listItemOf(first), kargs: kargs.toString() },
+    ...list.slice(1).map(listItemOf),
+  ]);
+}
+
+/** The kernel arguments of a deployment without `ostree=` (what `kargs` prints). */
+export function userKernelArgs(d: Deployment): string[] {
+  return KernelArgs.parse(d.kargs).delete("ostree").toArray();
 }

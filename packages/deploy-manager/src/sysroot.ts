@@ -178,7 +178,10 @@ async function commitVersion(repo: OstreeRepo | null, checksum: string): Promise
 }
 
 /** Opens the sysroot's repository (`ostree/repo`). */
-export async function openSysrootRepo(root: string, fs: SysrootFs): Promise<OstreeRepo> {
+export async function openSysrootRepo(
+  root: string,
+  fs: SysrootFs = nodeSysrootFs,
+): Promise<OstreeRepo> {
   return OstreeRepo.open(join(root, "ostree/repo"), { fs });
 }
 

@@ -1,0 +1,397 @@
+/**
+ * imagemode-bootc: a bootc-like CLI over @imagemode/deploy-manager, on a sysroot directory.
+ *
+ *   imagemode-bootc --sysroot /mnt install --image oci:/srv/layout:latest --karg root=LABEL=root
+ *   imagemode-bootc --sysroot /mnt status --format json
+ *   imagemode-bootc --sysroot /mnt upgrade --check
+ *   imagemode-bootc --sysroot /mnt upgrade --apply
+ *   imagemode-bootc --sysroot /mnt switch docker://quay.io/org/os:42 --tls-verify=false
+ *   imagemode-bootc --sysroot /mnt rollback | pin 1 | unpin 1 | undeploy 1 | cleanup
+ *   imagemode-bootc --sysroot /mnt kargs --append quiet --delete rhgb
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  exitCodeFor,
+  ImageModeError,
+  invalidArgument,
+  isImageModeError,
+  jsonLinesProgress,
+  notFound,
+  type ProgressEvent,
+  type ProgressListener,
+  throttleProgress,
+  toImageModeError,
+} from "@imagemode/core";
+import {
+  applyWritePlan,
+  type BootedSpec,
+  cleanupSysroot,
+  finalizeStaged,
+  hostStatusToJson,
+  hostStatusToYaml,
+  type ImageReference,
+  imageReferenceFromUser,
+  installToSysroot,
+  openSysroot,
+  openSysrootRepo,
+  planSetKernelArgs,
+  renderHostStatus,
+  rollback,
+  type Sysroot,
+  setPinned,
+  switchImage,
+  sysrootHostStatus,
+  transportString,
+  type UpgradeResult,
+  undeploy,
+  upgrade,
+  upgradeBase,
+  userKernelArgs,
+} from "@imagemode/deploy-manager";
+import { openTransport, parseTransportReference } from "@imagemode/oci-fetch";
+import { MultiBar, Presets } from "cli-progress";
+import { Command, Option } from "commander";
+
+interface Global {
+  sysroot: string;
+  json?: boolean;
+  progress?: "bar" | "jsonl" | "none";
+  bootedRoot?: string;
+  cmdline?: string;
+}
+
+interface RegistryFlags {
+  tlsVerify: boolean;
+  certDir?: string;
+}
+
+const out = (s: string) => process.stdout.write(s);
+
+function bool(v: string): boolean {
+  if (v === "true" || v === "1" || v === "yes") return true;
+  if (v === "false" || v === "0" || v === "no") return false;
+  throw invalidArgument(`expected true or false, got ${v}`);
+}
+
+function index(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`expected an index, got ${v}`);
+  return n;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+function globals(cmd: Command): Global {
+  return cmd.optsWithGlobals() as Global;
+}
+
+function progressListener(g: Global): { listener?: ProgressListener; stop(): void } {
+  const mode = g.progress ?? (process.stderr.isTTY && !g.json ? "bar" : "none");
+  if (mode === "jsonl") return { listener: jsonLinesProgress(process.stderr), stop: () => {} };
+  if (mode !== "bar")
+    return {
+      listener: (e) => e.type === "warn" && process.stderr.write(`warning: ${e.message}\n`),
+      stop: () => {},
+    };
+  const multi = new MultiBar(
+    {
+      format: " {bar} {percentage}% | {name} | {value}/{total}",
+      hideCursor: true,
+      noTTYOutput: !process.stderr.isTTY,
+      stream: process.stderr,
+    },
+    Presets.shades_classic,
+  );
+  const bars = new Map<string, ReturnType<MultiBar["create"]>>();
+  const listener = throttleProgress((e: ProgressEvent) => {
+    const key = e.id ?? e.task;
+    if (e.type === "start")
+      bars.set(key, multi.create(e.total ?? 0, 0, { name: (e.id ?? e.task).slice(0, 24) }));
+    else if (e.type === "bytes") bars.get(key)?.update(e.done);
+    else if (e.type === "done") {
+      const b = bars.get(key);
+      if (b) b.update(b.getTotal());
+    } else if (e.type === "step" && e.description) multi.log(`${e.description}\n`);
+    else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
+  });
+  return { listener, stop: () => multi.stop() };
+}
+
+/** How the booted deployment is found: `--booted-root`, `--cmdline FILE`, or (sysroot `/`) `/` and `/proc/cmdline`. */
+async function bootedSpec(g: Global): Promise<BootedSpec | undefined> {
+  if (g.bootedRoot) return { root: g.bootedRoot };
+  if (g.cmdline) return { cmdline: await readFile(g.cmdline, "utf8") };
+  if (g.sysroot === "/") {
+    const cmdline = await readFile("/proc/cmdline", "utf8").catch(() => "");
+    if (/(^|\s)ostree=/.test(cmdline)) return { root: "/" };
+  }
+  return undefined;
+}
+
+async function open(g: Global): Promise<Sysroot> {
+  const booted = await bootedSpec(g);
+  const root = g.sysroot === "/" ? "/sysroot" : g.sysroot;
+  return openSysroot(root, { ...(booted ? { booted } : {}) });
+}
+
+async function openSource(image: ImageReference, flags: RegistryFlags) {
+  const ref = parseTransportReference(transportString(image));
+  const ca = flags.certDir
+    ? await readFile(join(flags.certDir, "ca.crt")).catch(() => undefined)
+    : undefined;
+  const opened = await openTransport(ref, {
+    registry: { ...(flags.tlsVerify ? {} : { insecure: true }), ...(ca ? { tls: { ca } } : {}) },
+  });
+  return { ...opened, reference: opened.reference || "latest" };
+}
+
+function print(g: Global, data: unknown, lines: string[]): void {
+  if (g.json) out(`${JSON.stringify(data)}\n`);
+  else if (lines.length) out(`${lines.join("\n")}\n`);
+}
+
+function registryOptions(cmd: Command): Command {
+  return cmd
+    .option("--tls-verify <bool>", "require HTTPS and verify certificates (docker://)", bool, true)
+    .option("--cert-dir <dir>", "a directory holding ca.crt for the registry (docker://)");
+}
+
+export function buildProgram(): Command {
+  const program = new Command("imagemode-bootc")
+    .description("A bootc-like CLI over @imagemode/deploy-manager")
+    .option("--sysroot <dir>", "the sysroot (default /, i.e. /sysroot of the running system)", "/")
+    .option("--json", "machine-readable output")
+    .option("--booted-root <dir>", "the booted deployment's root (default / when --sysroot is /)")
+    .option("--cmdline <file>", "kernel command line whose ostree= names the booted deployment")
+    .addOption(new Option("--progress <mode>", "progress output").choices(["bar", "jsonl", "none"]))
+    .showHelpAfterError()
+    .exitOverride();
+
+  registryOptions(
+    program
+      .command("install")
+      .description("install an image onto an empty directory as a fresh sysroot (to-filesystem)")
+      .requiredOption(
+        "--image <ref>",
+        "image: docker://…, host/repo:tag, oci:DIR[:TAG], oci-archive:…",
+      )
+      .option("--karg <arg>", "kernel argument (repeatable)", collect, [])
+      .option("--stateroot <name>", "stateroot name", "default"),
+  ).action(
+    async (
+      o: { image: string; karg: string[]; stateroot: string } & RegistryFlags,
+      cmd: Command,
+    ) => {
+      const g = globals(cmd);
+      if (g.sysroot === "/")
+        throw invalidArgument("install needs --sysroot DIR (an empty directory)");
+      const names = await readdir(g.sysroot).catch(() => null);
+      if (!names) throw notFound(`${g.sysroot} does not exist`);
+      if (names.some((n) => n !== "lost+found"))
+        throw new ImageModeError("CONFLICT", `${g.sysroot} is not empty`, { op: "bootc.install" });
+      const image = imageReferenceFromUser(o.image);
+      const src = await openSource(image, o);
+      const progress = progressListener(g);
+      try {
+        const r = await installToSysroot(g.sysroot, {
+          source: src.target,
+          sourceRef: src.reference,
+          image,
+          stateroot: o.stateroot,
+          kargs: o.karg,
+          ...(progress.listener ? { onProgress: progress.listener } : {}),
+        });
+        progress.stop();
+        print(g, r, r.messages);
+      } finally {
+        progress.stop();
+        await src.close();
+      }
+    },
+  );
+
+  program
+    .command("status")
+    .description("show the deployments (bootc's BootcHost document)")
+    .addOption(
+      new Option("--format <fmt>", "output format")
+        .choices(["human", "json", "yaml"])
+        .default(undefined),
+    )
+    .option("--booted", "only the booted deployment")
+    .action(async (o: { format?: "human" | "json" | "yaml"; booted?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const s = await open(g);
+      const host = await sysrootHostStatus(s, await openSysrootRepo(s.root));
+      if (o.booted) {
+        host.status.staged = null;
+        host.status.rollback = null;
+        host.status.otherDeployments = [];
+      }
+      const fmt = o.format ?? (g.json ? "json" : process.stdout.isTTY ? "human" : "yaml");
+      out(
+        fmt === "json"
+          ? hostStatusToJson(host)
+          : fmt === "yaml"
+            ? hostStatusToYaml(host)
+            : renderHostStatus(host),
+      );
+    });
+
+  const update = async (
+    g: Global,
+    target: ImageReference | null,
+    o: { check?: boolean; apply?: boolean } & RegistryFlags,
+  ) => {
+    const s = await open(g);
+    const repo = await openSysrootRepo(s.root);
+    const image = target ?? upgradeBase(s)?.origin?.image;
+    if (!image) throw invalidArgument("the deployment tracks no image; use switch");
+    const src = await openSource(image, o);
+    const progress = progressListener(g);
+    let r: UpgradeResult;
+    try {
+      const common = {
+        repo,
+        source: src.target,
+        sourceRef: src.reference,
+        ...(o.check ? { check: true } : {}),
+        ...(progress.listener ? { onProgress: progress.listener } : {}),
+      };
+      r = target ? await switchImage(s, target, common) : await upgrade(s, common);
+    } finally {
+      progress.stop();
+      await src.close();
+    }
+    const lines = [...r.messages];
+    if (o.apply && r.outcome === "queued") {
+      const f = await finalizeStaged(await open(g), { repo });
+      lines.push(...(f?.messages ?? []), "Finalized; reboot to boot the new deployment.");
+    }
+    print(g, r, lines);
+  };
+
+  for (const name of ["upgrade", "update"]) {
+    registryOptions(
+      program
+        .command(name)
+        .description("download and stage an update of the tracked image")
+        .option("--check", "only check for an update (recorded as cachedUpdate)")
+        .option("--apply", "finalize the staged update right away"),
+    ).action(async (o: { check?: boolean; apply?: boolean } & RegistryFlags, cmd: Command) =>
+      update(globals(cmd), null, o),
+    );
+  }
+
+  registryOptions(
+    program
+      .command("switch")
+      .description("track and stage another image")
+      .argument("<ref>")
+      .option("--apply", "finalize the staged deployment right away"),
+  ).action(async (ref: string, o: { apply?: boolean } & RegistryFlags, cmd: Command) =>
+    update(globals(cmd), imageReferenceFromUser(ref), o),
+  );
+
+  const simple = (
+    name: string,
+    description: string,
+    run: (s: Sysroot, g: Global, n?: number) => Promise<string[]>,
+    withIndex = false,
+  ) => {
+    const c = program.command(name).description(description);
+    if (withIndex) c.argument("<index>", "deployment index (as in status)", index);
+    c.action(async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const g = globals(cmd);
+      const s = await open(g);
+      const lines = await run(s, g, withIndex ? (args[0] as number) : undefined);
+      print(g, { messages: lines }, lines);
+    });
+  };
+  const repoOf = async (s: Sysroot) => openSysrootRepo(s.root);
+
+  simple("rollback", "boot the rollback deployment next (again: revert)", async (s) =>
+    rollback(s, { repo: await repoOf(s) }),
+  );
+  simple(
+    "pin",
+    "keep a deployment from being garbage-collected",
+    async (s, _g, n) => [await setPinned(s, n as number, true)],
+    true,
+  );
+  simple(
+    "unpin",
+    "allow a pinned deployment to be garbage-collected",
+    async (s, _g, n) => [await setPinned(s, n as number, false)],
+    true,
+  );
+  simple(
+    "undeploy",
+    "remove a deployment",
+    async (s, _g, n) => undeploy(s, n as number, { repo: await repoOf(s) }),
+    true,
+  );
+  simple(
+    "cleanup",
+    "remove unreferenced deployments, boot files and repository objects",
+    async (s, g) => {
+      const booted = await bootedSpec(g);
+      const r = await cleanupSysroot(s.root, {
+        repo: await repoOf(s),
+        runDir: s.runDir,
+        ...(booted ? { booted } : {}),
+      });
+      return [...r.removed.map((p) => `Removed ${p}`), `Freed objects: ${r.prunedBytes} bytes`];
+    },
+  );
+  simple(
+    "finalize-staged",
+    "finalize a staged deployment now (/etc merge, boot swap)",
+    async (s) => {
+      const r = await finalizeStaged(s, { repo: await repoOf(s) });
+      return r ? r.messages : ["No staged deployment."];
+    },
+  );
+
+  program
+    .command("kargs")
+    .description("show or edit the default deployment's kernel arguments")
+    .option("--append <arg>", "append an argument (repeatable)", collect, [])
+    .option("--delete <arg>", "delete an argument, KEY or KEY=VALUE (repeatable)", collect, [])
+    .action(async (o: { append: string[]; delete: string[] }, cmd: Command) => {
+      const g = globals(cmd);
+      const s = await open(g);
+      if (o.append.length || o.delete.length) {
+        const plan = planSetKernelArgs(s, { append: o.append, delete: o.delete });
+        await applyWritePlan(plan, { repo: await repoOf(s) });
+      }
+      const d = (await open(g)).deployments.find((x) => !x.staged);
+      const args = d ? userKernelArgs(d) : [];
+      print(g, { kargs: args }, [args.join(" ")]);
+    });
+
+  return program;
+}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number };
+    if (typeof err.code === "string" && err.code.startsWith("commander.")) {
+      return err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
+    }
+    const ie = toImageModeError(e);
+    const json = argv.includes("--json");
+    if (json) process.stderr.write(`${JSON.stringify({ error: ie.toJSON() })}\n`);
+    else process.stderr.write(`error: ${ie.message}\n`);
+    return isImageModeError(ie) ? exitCodeFor(ie.code) : 1;
+  }
+}
