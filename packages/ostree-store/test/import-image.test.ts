@@ -146,9 +146,13 @@ describe.runIf(HAVE)("image import (umoci-built OCI layout)", () => {
     expect(warn && "message" in warn ? warn.message : "").toBe(
       "Image contains non-ostree compatible file paths: home: 1 junk: 1 opt: 1",
     );
+    const dones = events.filter((e) => e.type === "done" && e.task === "ostree.import.layer");
+    expect(dones.map((e) => (e.type === "done" ? [e.id, e.bytes] : []))).toEqual(
+      plan.layers.map((l) => [l.descriptor.digest, l.descriptor.size]),
+    );
     expect(
-      events.filter((e) => e.type === "done" && e.task === "ostree.import.layer"),
-    ).toHaveLength(3);
+      events.filter((e) => e.type === "start").map((e) => (e.type === "start" ? e.total : 0)),
+    ).toEqual(plan.layers.map((l) => l.descriptor.size));
 
     const refs = run("ostree", [`--repo=${repoDir}`, "refs"]);
     expect(refs).toContain(res.imageRef);

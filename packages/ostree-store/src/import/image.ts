@@ -379,6 +379,7 @@ export async function applyImport(
         compression: layerCompression(l.descriptor.mediaType),
         diffId: l.diffId,
         id,
+        total: l.descriptor.size,
         ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
         ...(signal ? { signal } : {}),
         ...(onProgress ? { onProgress } : {}),
@@ -391,7 +392,7 @@ export async function applyImport(
       await repo.setRef(l.ref, commit);
       for (const [k, n] of reader.filtered) filtered.set(k, (filtered.get(k) ?? 0) + n);
       layers.push({ digest: id, commit, imported: true });
-      onProgress?.({ type: "done", task: TASK, id, bytes: reader.uncompressedSize });
+      onProgress?.({ type: "done", task: TASK, id, bytes: reader.compressedSize });
     }
     const message = filteredPathsMessage(filtered);
     if (message) onProgress?.({ type: "warn", task: TASK, message, code: "FILTERED_PATHS" });

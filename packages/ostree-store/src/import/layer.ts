@@ -160,6 +160,8 @@ export interface LayerReaderOptions extends OpOptions, LayerPathOptions {
   maxHeaderSize?: number;
   /** An id for progress events (the layer digest). */
   id?: string;
+  /** The blob size, reported as `total` in `bytes` progress events (which count blob bytes). */
+  total?: number;
 }
 
 /**
@@ -174,6 +176,8 @@ export class LayerReader implements AsyncIterable<LayerEntry> {
   diffId: Digest | undefined;
   /** Bytes of uncompressed tar read. */
   uncompressedSize = 0;
+  /** Bytes of the blob (as stored, compressed) read. */
+  compressedSize = 0;
   private used = false;
 
   constructor(
@@ -186,22 +190,31 @@ export class LayerReader implements AsyncIterable<LayerEntry> {
     this.used = true;
     const { signal, onProgress, id } = this.options;
     const digester = new Digester("sha256");
-    const plain = decompress(this.blob, this.options.compression, signal ? { signal } : {});
     const self = this;
+    const total = this.options.total;
     let lastReport = 0;
-    async function* hashed(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of plain) {
-        digester.update(chunk);
-        self.uncompressedSize = digester.size;
-        if (onProgress && digester.size - lastReport >= 4 * 1024 * 1024) {
-          lastReport = digester.size;
+    // Progress counts the blob's (compressed) bytes, so it matches the descriptor size.
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of self.blob) {
+        self.compressedSize += chunk.byteLength;
+        if (onProgress && self.compressedSize - lastReport >= 1024 * 1024) {
+          lastReport = self.compressedSize;
           onProgress({
             type: "bytes",
             task: "ostree.import.layer",
             ...(id ? { id } : {}),
-            done: digester.size,
+            done: self.compressedSize,
+            ...(total === undefined ? {} : { total }),
           });
         }
+        yield chunk;
+      }
+    }
+    const plain = decompress(counted(), this.options.compression, signal ? { signal } : {});
+    async function* hashed(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of plain) {
+        digester.update(chunk);
+        self.uncompressedSize = digester.size;
         yield chunk;
       }
     }
