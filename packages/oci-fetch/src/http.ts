@@ -350,21 +350,36 @@ export class HttpClient {
         return reject(
           new ImageModeError("INVALID_ARGUMENT", `unsupported URL scheme ${url.protocol}`),
         );
+      const signal = req.signal;
+      if (signal?.aborted) return reject(new ImageModeError("ABORTED", "operation aborted"));
       const r = mod.request(url, {
         method: req.method,
         headers: { "user-agent": "imagemode-oci-fetch", ...req.headers },
         agent: this.agent(url, req.tls),
-        ...(req.signal ? { signal: req.signal } : {}),
       });
+      let response: IncomingMessage | undefined;
+      // the signal is handled here, not by node (whose AbortError on a finished request could go unheard)
+      const onAbort = () => {
+        const e = new ImageModeError("ABORTED", "operation aborted");
+        r.destroy(e);
+        response?.destroy(e);
+      };
+      const release = () => signal?.removeEventListener("abort", onAbort);
+      signal?.addEventListener("abort", onAbort, { once: true });
       const timeout = this.options.timeoutMs ?? 30_000;
       r.setTimeout(timeout, () => {
         const e = Object.assign(new Error(`no data for ${timeout} ms`), { code: "ETIMEDOUT" });
         r.destroy(e);
       });
       // errors after the response (an abort, a reset) reach the body's reader; never unhandled
-      r.on("error", reject);
+      r.on("error", (e) => {
+        if (!response) release();
+        reject(e);
+      });
       r.once("response", (res) => {
+        response = res;
         res.on("error", () => {});
+        res.once("close", release);
         res.setTimeout(this.options.bodyTimeoutMs ?? 60_000, () => {
           res.destroy(Object.assign(new Error("body timeout"), { code: "ETIMEDOUT" }));
         });

@@ -50,6 +50,31 @@ export interface OciLayoutOptions {
 }
 
 const TMP_PREFIX = ".imagemode-tmp-";
+const WRITE_BATCH = 1 << 20;
+
+async function syncDir(dir: string): Promise<void> {
+  let dh: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    dh = await open(dir, constants.O_RDONLY);
+    await dh.sync();
+  } catch {
+    // a directory that cannot be opened or synced (ENOENT, EINVAL on some filesystems) has nothing to flush
+  } finally {
+    await dh?.close();
+  }
+}
+
+function skipBytes(bufs: Uint8Array[], n: number): Uint8Array[] {
+  let left = n;
+  let i = 0;
+  while (i < bufs.length && left >= (bufs[i] as Uint8Array).byteLength) {
+    left -= (bufs[i] as Uint8Array).byteLength;
+    i++;
+  }
+  const rest = bufs.slice(i);
+  if (left > 0 && rest.length > 0) rest[0] = (rest[0] as Uint8Array).subarray(left);
+  return rest;
+}
 
 /** An OCI image layout directory. */
 export class OciLayout implements Target {
@@ -256,14 +281,25 @@ export class OciLayout implements Target {
       const verified = verify(toByteStream(content), d, {
         ...(options.signal ? { signal: options.signal } : {}),
       });
+      // batch chunks into ~1 MiB writev calls: one thread-pool round trip per MiB, not per chunk
+      let batch: Uint8Array[] = [];
+      let batched = 0;
+      const flush = async () => {
+        let bufs = batch;
+        batch = [];
+        batched = 0;
+        while (bufs.length > 0) {
+          const { bytesWritten } = await fh.writev(bufs);
+          bufs = skipBytes(bufs, bytesWritten);
+        }
+      };
       for await (const chunk of verified) {
         throwIfAborted(options.signal, op);
-        let off = 0;
-        while (off < chunk.byteLength) {
-          const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
-          off += bytesWritten;
-        }
+        batch.push(chunk);
+        batched += chunk.byteLength;
+        if (batched >= WRITE_BATCH) await flush();
       }
+      await flush();
       if (this.fsync) await fh.sync();
       await fh.close();
       await rename(tmp, final);
@@ -326,6 +362,8 @@ export class OciLayout implements Target {
 
   private updateIndex(change: (idx: LayoutIndex) => LayoutIndex): Promise<void> {
     const run = this.indexLock.then(async () => {
+      // the blob renames must be durable before index.json points at them
+      if (this.fsync) await syncDir(join(this.dir, "blobs", "sha256"));
       const idx = await this.readIndex();
       await this.writeFileAtomic("index.json", JSON.stringify(change(idx)), this.fsync);
     });

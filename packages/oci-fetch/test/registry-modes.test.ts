@@ -1,4 +1,5 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type Registry,
@@ -14,7 +15,11 @@ import {
   HttpClient,
   lookupCredentials,
   OciLayout,
+  openTransport,
+  parseRegistriesConf,
+  parseTransportReference,
   RegistryRepository,
+  type RunHelper,
 } from "./support/api.js";
 import { skopeoDigest, skopeoPush, umociImage } from "./support/tools.js";
 
@@ -80,6 +85,47 @@ describe("htpasswd (Basic auth)", () => {
     );
   });
 
+  it("gets credentials from a real docker-credential-* helper named in credHelpers", async () => {
+    const bin = join(tmp.path, "bin");
+    await mkdir(bin, { recursive: true });
+    const helper = join(bin, "docker-credential-imtest");
+    await writeFile(
+      helper,
+      `#!/bin/sh\nset -eu\n[ "$1" = get ] || exit 1\nread -r server\n[ "$server" = "${reg.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\nprintf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' "$server" "${reg.username}" "${reg.password}"\n`,
+    );
+    await chmod(helper, 0o755);
+    const cfgDir = join(tmp.path, "docker");
+    await mkdir(cfgDir, { recursive: true });
+    await writeFile(
+      join(cfgDir, "config.json"),
+      JSON.stringify({ credHelpers: { [reg.host]: "imtest" } }),
+    );
+    const runHelper: RunHelper = (program, args, stdin) =>
+      new Promise((resolve) => {
+        const child = execFile(join(bin, program), args, (err, stdout, stderr) =>
+          resolve({
+            status: err ? Number((err as { code?: number }).code ?? 1) : 0,
+            stdout,
+            stderr,
+          }),
+        );
+        child.stdin?.end(`${stdin}\n`);
+      });
+    const credentials = (registry: string, repository: string) =>
+      lookupCredentials(registry, repository, {
+        env: { DOCKER_CONFIG: cfgDir },
+        readFile: (p) => readFile(p, "utf8").catch(() => undefined),
+        runHelper,
+      });
+    const repo = new RegistryRepository(
+      { registry: reg.host, repository: "os" },
+      { plainHttp: true, http, credentials },
+    );
+    expect((await repo.resolve("v1")).digest).toBe(
+      await skopeoDigest(`docker://${reg.host}/os:v1`, skopeoFlags(reg, "plain")),
+    );
+  });
+
   it("without or with wrong credentials: UNAUTHORIZED", async () => {
     const anon = new RegistryRepository(
       { registry: reg.host, repository: "os" },
@@ -91,6 +137,47 @@ describe("htpasswd (Basic auth)", () => {
       { plainHttp: true, http, credentials: { username: "x", password: "y" } },
     );
     await expect(wrong.resolve("v1")).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+  });
+});
+
+describe("registries.conf mirrors (two real registries)", () => {
+  let primary: Registry;
+  let mirror: Registry;
+  beforeAll(async () => {
+    primary = await startRegistry();
+    mirror = await startRegistry();
+    await skopeoPush(mirror, src, "v1", "mirrored/os:v1", ["--preserve-digests"]);
+  }, 60_000);
+  afterAll(async () => {
+    await primary?.stop();
+    await mirror?.stop();
+  });
+
+  it("pulls through the mirror; without it the primary has nothing", async () => {
+    const conf = parseRegistriesConf(
+      `[[registry]]\nprefix = "${primary.host}/os"\nlocation = "${primary.host}/os"\ninsecure = true\n[[registry.mirror]]\nlocation = "${mirror.host}/mirrored/os"\ninsecure = true\n`,
+    );
+    const ref = parseTransportReference(`docker://${primary.host}/os:v1`);
+    const through = await openTransport(ref, { registriesConf: conf });
+    try {
+      const r = await copy(
+        through.target,
+        await OciLayout.open(join(tmp.path, "mirror-out"), { create: true }),
+        through.reference,
+        "v1",
+      );
+      expect(r.digest).toBe(
+        await skopeoDigest(`docker://${mirror.host}/mirrored/os:v1`, skopeoFlags(mirror, "plain")),
+      );
+    } finally {
+      await through.close();
+    }
+    const direct = await openTransport(ref, { registry: { insecure: true } });
+    try {
+      await expect(direct.target.resolve("v1")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    } finally {
+      await direct.close();
+    }
   });
 });
 
