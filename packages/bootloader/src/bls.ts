@@ -266,9 +266,15 @@ export function renameBlsEntry(entry: BlsEntry, fileName: string): BlsEntry {
  * (descending, UAPI version comparison); then the entry id in descending version order. Like
  * systemd-boot and `bootctl` (which this is tested against), the id compared is the file name without
  * the boot counter but *with* `.conf` (the spec's text says "with the suffix removed"; the two differ
- * only when one id is a prefix of another, e.g. `a` / `a-1`); ties last by file name (byte order).
+ * only when one id is a prefix of another, e.g. `a` / `a-1`). Entries equal by all of these (ids such
+ * as `a` / `a_`) are ordered by file name (byte order) unless `tieBreak: false`; systemd leaves them
+ * in directory order.
  */
-export function compareBootEntries(a: BlsEntry, b: BlsEntry): number {
+export function compareBootEntries(
+  a: BlsEntry,
+  b: BlsEntry,
+  options: { tieBreak?: boolean } = {},
+): number {
   const fa = parseEntryFileName(a.fileName);
   const fb = parseEntryFileName(b.fileName);
   const badA = fa.counter?.left === 0;
@@ -286,8 +292,9 @@ export function compareBootEntries(a: BlsEntry, b: BlsEntry): number {
     if (r !== 0) return r;
   }
   const r = -compareVersions(`${fa.id}${CONF}`, `${fb.id}${CONF}`);
-  // Ties (ids equal as versions, e.g. `a` / `a_`): file-name order, as bootctl lists them.
-  return r !== 0 ? r : byteCompare(a.fileName, b.fileName);
+  // Ties (ids equal as versions, e.g. `a` / `a_`): systemd leaves them in directory order, which is
+  // not stable; we order them by file name so the result is deterministic.
+  return r !== 0 || options.tieBreak === false ? r : byteCompare(a.fileName, b.fileName);
 }
 
 /** A copy of `entries` in UAPI menu order (see {@link compareBootEntries}); stable for ties. */
