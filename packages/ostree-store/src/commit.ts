@@ -372,6 +372,8 @@ function toSeconds(ts: CommitOptions["timestamp"], now: () => number): bigint {
 export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<CommitResult> {
   const release = await repo.lock();
   try {
+    // temp files of crashed writers (dead pids) are removed before anything new is written
+    await repo.cleanupTmp();
     const stats = options.stats ?? emptyStats();
     let root: { tree: string; meta: string };
     const t = options.tree;
