@@ -71,10 +71,17 @@ export async function writeQcow2(
     const big = new Uint8Array(RUN * cs);
     const pending: Uint8Array[] = [];
     let pendingAt = -1;
+    // one write in flight while the next run is read (the pending clusters are copies, so the
+    // read buffer can be reused at once)
+    let inflight: Promise<void> = Promise.resolve();
     const flush = async () => {
       if (pending.length === 0) return;
-      await out.writeAt(pendingAt, pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+      const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      const at = pendingAt;
       pending.length = 0;
+      await inflight;
+      inflight = out.writeAt(at, data);
+      inflight.catch(() => {}); // awaited (and rethrown) before the next write and at the end
     };
     for (const [first, count] of clusterRuns(src.extents, cs, src.size, RUN)) {
       throwIfAborted(signal, op);
@@ -114,6 +121,7 @@ export async function writeQcow2(
       }
       await flush();
     }
+    await inflight;
     await reader.close();
     out.pos = Math.ceil(out.pos / cs) * cs;
     // L2 tables
