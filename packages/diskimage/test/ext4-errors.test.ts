@@ -51,7 +51,14 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
       code: "INVALID_ARGUMENT",
       writes: 0,
     });
-    expect(await codeOf([{ ...file("big", 20 * 1024 * 1024), content: bytes("") }])).toEqual({
+    const dirs: TreeEntry[] = Array.from({ length: 3000 }, (_, i) => ({
+      path: `d${i}`,
+      type: "dir",
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+    }));
+    expect(await codeOf(dirs, { sizeBytes: 4 * 1024 * 1024 })).toEqual({
       code: "INVALID_ARGUMENT",
       writes: 0,
     });
@@ -102,6 +109,18 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
         ])
       ).code,
     ).toBe("INVALID_ARGUMENT");
+  });
+
+  it("reports a volume that fills up while contents stream (they might have had holes)", async () => {
+    const warnings: string[] = [];
+    const big = "y".repeat(6 * 1024 * 1024);
+    const r = await codeOf([file("a", big.length, big), file("b", big.length, big)], {
+      onProgress: (e) => {
+        if (e.type === "warn") warnings.push(e.code ?? "");
+      },
+    });
+    expect(r.code).toBe("INVALID_ARGUMENT");
+    expect(warnings).toEqual(["EXT4_TIGHT"]);
   });
 
   it("reports content that disagrees with its size", async () => {

@@ -362,6 +362,47 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     60_000,
   );
 
+  it("a 5 GiB file that is mostly hole: 64-bit size, only its data blocks allocated", async () => {
+    const dir = await tempDir("ext4-huge-");
+    try {
+      const size = 5 * 1024 ** 3 + 10;
+      const tail = new Uint8Array(8192).fill(0xab);
+      const content = async () =>
+        (async function* () {
+          const zeros = new Uint8Array(4 * 1024 * 1024);
+          let left = size - tail.length;
+          while (left > 0) {
+            const n = Math.min(left, zeros.length);
+            yield zeros.subarray(0, n);
+            left -= n;
+          }
+          yield tail;
+        })();
+      const entries: TreeEntry[] = [
+        { path: "huge.img", type: "file", mode: 0o600, uid: 0, gid: 0, size, content },
+      ];
+      const img = join(dir.path, "fs.img");
+      await buildImage(img, entries, 64 * 1024 * 1024);
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const { execFileSync } = await import("node:child_process");
+      const st = execFileSync("debugfs", ["-R", "stat /huge.img", img], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      expect(st).toContain(`Size: ${size}`);
+      expect(st).toMatch(/Blockcount: 24\b/); // 3 blocks of 4 KiB hold the last 8202 bytes
+      const ex = execFileSync("debugfs", ["-R", "dump_extents /huge.img", img], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      const last = Math.floor((size - 1) / 4096);
+      expect(ex).toContain(`${last - 2} - ${last}`);
+    } finally {
+      await dir.cleanup();
+    }
+  }, 120_000);
+
   it("is deterministic: same tree and options give the same bytes", async () => {
     const dir = await tempDir("ext4-det-");
     try {

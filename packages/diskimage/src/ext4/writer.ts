@@ -454,29 +454,38 @@ export async function writeExt4(
   const seedOf = (n: Node) => inodeChecksumSeed(csumSeed, n.ino, 0);
   const writer = new BlockWriter(sink, bs);
 
-  // space check before anything is written
-  let needBlocks = 0;
+  // space check before anything is written: metadata must fit; contents may still fit when
+  // they have holes (all-zero blocks are not allocated), so for them this only warns
+  let metaBlocks = 0;
+  let contentBlocks = 0;
   let contentTotal = 0;
   for (const n of nodes) {
     if (n.type === "file") {
-      needBlocks += Math.ceil(n.size / bs) + Math.ceil(n.size / bs / MAX_EXTENT_LEN / 300);
+      contentBlocks += Math.ceil(n.size / bs);
       contentTotal += n.size;
     } else if (n.type === "dir") {
       let bytes = 24;
       for (const c of n.children ?? []) bytes += 8 + c.name.length + 3;
-      needBlocks += Math.ceil((bytes * 1.1) / (bs - 12)) + 4;
-    } else if (n.type === "symlink" && (n.target?.length ?? 0) >= 60) needBlocks++;
-    if (n.xattrs.length > 0) needBlocks++;
+      metaBlocks += Math.ceil((bytes * 1.1) / (bs - 12)) + 4;
+    } else if (n.type === "symlink" && (n.target?.length ?? 0) >= 60) metaBlocks++;
+    if (n.xattrs.length > 0) metaBlocks++;
   }
   const freeAtStart = geo.blocksCount - geo.overheadBlocks;
-  if (needBlocks > freeAtStart) {
-    throw invalidArgument(
-      `the tree needs about ${needBlocks * bs} bytes but the ${options.sizeBytes}-byte ext4 volume has ${freeAtStart * bs} free`,
-      {
-        op: OP,
-        data: { neededBytes: needBlocks * bs, freeBytes: freeAtStart * bs },
-      },
-    );
+  const tooSmall = (need: number) =>
+    `the tree needs about ${need * bs} bytes but the ${options.sizeBytes}-byte ext4 volume has ${freeAtStart * bs} free`;
+  if (metaBlocks > freeAtStart) {
+    throw invalidArgument(tooSmall(metaBlocks), {
+      op: OP,
+      data: { neededBytes: metaBlocks * bs, freeBytes: freeAtStart * bs },
+    });
+  }
+  if (metaBlocks + contentBlocks > freeAtStart) {
+    onProgress?.({
+      type: "warn",
+      task: "disk.ext4",
+      code: "EXT4_TIGHT",
+      message: `${tooSmall(metaBlocks + contentBlocks)}; it fits only if enough of the contents are holes`,
+    });
   }
 
   let cursor = geo.firstDataBlock;
