@@ -155,7 +155,10 @@ export interface GrubBackendOptions {
   config?: Omit<GrubConfigOptions, "bootFsUuid" | "defaultEntry" | "timeout">;
 }
 
-/** A GRUB {@link BootloaderBackend}: grub.cfg + grubenv + `loader/entries` on /boot; BIOS and/or UEFI. */
+/**
+ * A GRUB {@link BootloaderBackend}: grub.cfg + grubenv + `loader/entries` on /boot; BIOS and/or UEFI.
+ * `plan` is an install: it writes a fresh, empty grubenv (use `setDefault` afterwards).
+ */
 export function grubBackend(opts: GrubBackendOptions): BootloaderBackend {
   const grubDir = opts.grubDir ?? "grub";
   const envPath = (t: BootloaderTargets): string => path.join(need(t, "boot"), grubDir, "grubenv");

@@ -24,6 +24,7 @@ export interface BootFs {
   /** fsync a file or directory by path (no-op allowed for fakes). */
   fsync(path: string): Promise<void>;
   copyFile(from: string, to: string): Promise<void>;
+  chmod(path: string, mode: number): Promise<void>;
 }
 
 /** The default {@link BootFs}: Node's `fs/promises`, with `fsync` by opening the path read-only. */
@@ -38,6 +39,7 @@ export const nodeBootFs: BootFs = {
   rm: (p, o) => nodeFs.rm(p, o),
   lstat: (p) => nodeFs.lstat(p),
   copyFile: (a, b) => nodeFs.copyFile(a, b),
+  chmod: (p, m) => nodeFs.chmod(p, m),
   async fsync(p) {
     const fh = await nodeFs.open(p, "r");
     try {

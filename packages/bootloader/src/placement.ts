@@ -81,8 +81,10 @@ export async function placeFiles(
         await fs.rename(tmp, dest);
       } else {
         const tmp = `${dest}.imagemode-tmp`;
-        if ("sourcePath" in f) await fs.copyFile(f.sourcePath, tmp);
-        else await fs.writeFile(tmp, f.content, { mode: f.mode });
+        if ("sourcePath" in f) {
+          await fs.copyFile(f.sourcePath, tmp);
+          await fs.chmod(tmp, f.mode);
+        } else await fs.writeFile(tmp, f.content, { mode: f.mode });
         await fs.fsync(tmp);
         await fs.rename(tmp, dest);
       }
