@@ -284,7 +284,7 @@ export async function writeTree(
 export interface WriteDirectoryOptions extends WriteTreeOptions {}
 
 /** Reads a host directory (root included, xattrs unless disabled) as the `FileTree` ostree commits. */
-export function hostDirectoryTree(
+export async function* hostDirectoryTree(
   repo: OstreeRepo,
   dir: string,
   options: WriteDirectoryOptions = {},
@@ -294,11 +294,24 @@ export function hostDirectoryTree(
     options.canonicalPermissions ||
     repo.mode === "bare-user-only"
   );
-  return readHostDirectory(dir, {
+  for await (const e of readHostDirectory(dir, {
     includeRoot: true,
     xattrs: wantX ? repo.xattrs : null,
     signal: options.signal,
-  });
+  })) {
+    if (e.type === "file" && e.size !== undefined && e.size <= SMALL_FILE) {
+      // small files are read with one read (bounded: SMALL_FILE bytes per file in flight)
+      const abs = join(dir, e.path);
+      e.content = async () => oneChunk(await repo.fs.readFile(abs));
+    }
+    yield e;
+  }
+}
+
+const SMALL_FILE = 512 * 1024;
+
+async function* oneChunk(b: Uint8Array): AsyncIterable<Uint8Array> {
+  if (b.byteLength > 0) yield b;
 }
 
 /** Commit metadata and identity. */
