@@ -403,6 +403,42 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     }
   }, 120_000);
 
+  it("adds a clean jbd2 journal on request (inode 8, has_journal) that e2fsck and dumpe2fs accept", async () => {
+    const dir = await tempDir("ext4-journal-");
+    try {
+      const entries = buildEntries(
+        fc.sample(fc.array(opArb, { minLength: 20, maxLength: 20 }), {
+          numRuns: 1,
+          seed: 7,
+        })[0] as Op[],
+      );
+      for (const [size, journal, blocks] of [
+        [64 * 1024 * 1024, true, 1024],
+        [1536 * 1024 * 1024, { blocks: 40000 }, 40000],
+      ] as const) {
+        const img = join(dir.path, `fs-${size}.img`);
+        await buildImage(img, entries, size, { journal });
+        const fsck = await e2fsck(img);
+        expect(fsck.status, fsck.output).toBe(0);
+        const { execFileSync } = await import("node:child_process");
+        const dump = execFileSync("dumpe2fs", ["-h", img], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+        expect(dump).toMatch(/features:.*has_journal/);
+        expect(dump).toMatch(/Journal inode:\s+8/);
+        expect(dump).toMatch(new RegExp(`Total journal blocks:\\s+${blocks}\\b`));
+        expect(dump).toMatch(/Journal start:\s+0/);
+        const seen = await readImage(img);
+        const expected = await expectedFromEntries(entries);
+        comparable(seen, expected);
+        expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(expected));
+      }
+    } finally {
+      await dir.cleanup();
+    }
+  }, 120_000);
+
   it("is deterministic: same tree and options give the same bytes", async () => {
     const dir = await tempDir("ext4-det-");
     try {

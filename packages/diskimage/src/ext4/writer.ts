@@ -22,6 +22,7 @@ import { checksumDirBlock, type DirEntry, FT, htreeShape, layoutDirectory } from
 import { DX_HASH } from "./dirhash.js";
 import { buildExtentTree, type Extent4, MAX_EXTENT_LEN } from "./extents.js";
 import { planWithBitmap } from "./geometry.js";
+import { defaultJournalBlocks, encodeJournalSuperblock, JOURNAL_INO } from "./journal.js";
 import {
   BG_FLAGS,
   bitmapChecksum,
@@ -69,6 +70,11 @@ export interface WriteExt4Options extends OpOptions {
   hashVersion?: "half_md4" | "tea";
   /** Directory hash seed (UUID form or 16 bytes). Default: derived from the UUID. */
   hashSeed?: string | Uint8Array;
+  /**
+   * Add an empty jbd2 journal (inode 8, `has_journal`): `true` for mke2fs's default size, or a
+   * number of blocks. Default false (no journal).
+   */
+  journal?: boolean | { blocks: number };
 }
 
 /** What {@link writeExt4} wrote. */
@@ -470,6 +476,23 @@ export async function writeExt4(
     } else if (n.type === "symlink" && (n.target?.length ?? 0) >= 60) metaBlocks++;
     if (n.xattrs.length > 0) metaBlocks++;
   }
+  const journalBlocks =
+    options.journal === undefined || options.journal === false
+      ? 0
+      : options.journal === true
+        ? defaultJournalBlocks(geo.blocksCount)
+        : options.journal.blocks;
+  if (
+    options.journal !== undefined &&
+    options.journal !== false &&
+    (!Number.isInteger(journalBlocks) || journalBlocks < 1024)
+  ) {
+    throw invalidArgument(`an ext4 journal needs at least 1024 blocks (got ${journalBlocks})`, {
+      op: OP,
+      data: { journalBlocks },
+    });
+  }
+  metaBlocks += journalBlocks;
   const freeAtStart = geo.blocksCount - geo.overheadBlocks;
   const tooSmall = (need: number) =>
     `the tree needs about ${need * bs} bytes but the ${options.sizeBytes}-byte ext4 volume has ${freeAtStart * bs} free`;
@@ -523,6 +546,19 @@ export async function writeExt4(
   };
 
   onProgress?.({ type: "start", task: "disk.ext4", total: contentTotal, description: "ext4" });
+  // the journal first, contiguous at the start of the data area
+  let journal: Node | undefined;
+  if (journalBlocks > 0) {
+    journal = newNode("<journal>", { type: "file", mode: 0o600 }, sde);
+    journal.ino = JOURNAL_INO;
+    journal.size = journalBlocks * bs;
+    journal.extents = allocExtents(journalBlocks);
+    await writer.put(
+      (journal.extents[0] as Extent4).physical,
+      encodeJournalSuperblock(bs, journalBlocks, uuid),
+    );
+    await finishExtents(journal);
+  }
   // directories
   for (const n of nodes) {
     if (n.type !== "dir") continue;
@@ -708,6 +744,11 @@ export async function writeExt4(
     else if (n.type === "symlink") symlinks++;
     else specials++;
   }
+  if (journal) {
+    const raw = slot(JOURNAL_INO);
+    encodeNodeInode(journal, raw, bs, sde);
+    setInodeChecksum(raw, JOURNAL_INO, csumSeed);
+  }
   for (const [g, t] of tables) await sink.write(geo.groups[g]!.inodeTable * bs, t);
 
   // bitmaps, descriptors, superblocks
@@ -777,7 +818,11 @@ export async function writeExt4(
     revLevel: 1,
     firstIno: 11,
     inodeSize: isz,
-    featureCompat: FEATURE.compat.extAttr | FEATURE.compat.dirIndex,
+    featureCompat:
+      FEATURE.compat.extAttr | FEATURE.compat.dirIndex | (journal ? FEATURE.compat.hasJournal : 0),
+    ...(journal
+      ? { journalInum: JOURNAL_INO, jnlBackupType: 1, jnlBlocks: journalBackup(journal) }
+      : {}),
     featureIncompat:
       FEATURE.incompat.filetype |
       FEATURE.incompat.extents |
@@ -828,6 +873,16 @@ export async function writeExt4(
     specials,
     contentBytes: done,
   };
+}
+
+/** `s_jnl_blocks`: the journal inode's `i_block`, then `i_size_high`, `i_size`. */
+function journalBackup(j: Node): Uint8Array {
+  const b = new Uint8Array(68);
+  b.set(j.iBlock as Uint8Array, 0);
+  const dv = new DataView(b.buffer);
+  dv.setUint32(60, Math.floor(j.size / 2 ** 32), true);
+  dv.setUint32(64, j.size >>> 0, true);
+  return b;
 }
 
 function encodeNodeInode(n: Node, raw: Uint8Array, bs: number, sde: number): void {
