@@ -25,6 +25,7 @@ export function bootFsOf(fs: SysrootFs): BootFs {
     rm: (p, o) => fs.rm(p, o),
     lstat: (p) => fs.lstat(p),
     copyFile: (a, b) => fs.copyFile(a, b),
+    chmod: (p, mode) => fs.chmod(p, mode),
     fsync: (p) => fsyncPath(fs, p),
   };
 }
