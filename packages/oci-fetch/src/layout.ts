@@ -300,7 +300,7 @@ export class OciLayout implements Target {
         if (batched >= WRITE_BATCH) await flush();
       }
       await flush();
-      if (this.fsync) await fh.sync();
+      if (this.fsync) await fh.datasync();
       await fh.close();
       await rename(tmp, final);
       ok = true;

@@ -10,6 +10,7 @@ import {
   digestOf,
   ImageModeError,
   isDigest,
+  isImageModeError,
   isIndexMediaType,
   isManifestMediaType,
   type OpOptions,
@@ -666,13 +667,6 @@ export class RegistryRepository implements Target {
     }
     return out;
   }
-}
-
-function isImageModeError(e: unknown): boolean {
-  return (
-    e instanceof ImageModeError ||
-    (typeof e === "object" && e !== null && (e as { name?: string }).name === "ImageModeError")
-  );
 }
 
 function sig(o: OpOptions): { signal?: AbortSignal } {
