@@ -8,6 +8,7 @@ import {
   type ProgressListener,
   throwIfAborted,
   toImageModeError,
+  treeFromEntries,
 } from "@imagemode/core";
 import { type BlockSink, FileBlockSink, offsetSink } from "./block-sink.js";
 import { writeExt4 } from "./ext4/writer.js";
@@ -61,6 +62,11 @@ export interface WriteDiskOptions extends OpOptions {
   exec?: ExecFn;
   /** Where staging files go (default: next to `output`). */
   tmpDir?: string;
+  /**
+   * Give partitions that the layout plans as `vfat`/`ext4`/`xfs`/`swap` but `contents` does not
+   * mention an empty filesystem (like `mkfs`). Default true; false leaves them zero.
+   */
+  formatEmpty?: boolean;
 }
 
 /** What {@link writeDisk} made. */
@@ -170,6 +176,14 @@ export async function writeDisk(
   const staging = join(stagingDir, `.${basename(options.output)}.${tag}.raw`);
   const converted = join(outDir, `.${basename(options.output)}.${tag}.${format}`);
   const work = Object.entries(contents);
+  if (options.formatEmpty ?? true) {
+    for (const p of layout.partitions) {
+      if (p.name in contents) continue;
+      if (p.fs === "vfat" || p.fs === "ext4" || p.fs === "xfs")
+        work.push([p.name, { fs: p.fs, tree: treeFromEntries([]) }]);
+      else if (p.fs === "swap") work.push([p.name, { fs: "swap" }]);
+    }
+  }
   let sink: FileBlockSink | undefined;
   try {
     sink = await FileBlockSink.create(staging, layout.size);

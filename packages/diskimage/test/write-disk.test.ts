@@ -240,4 +240,43 @@ describe("writeDisk", () => {
       expect((await readdir(dir)).sort()).toEqual(["d.raw", "src"]);
     });
   });
+
+  it("formats planned partitions that get no content (empty vfat, ext4, swap), like mkfs", async () => {
+    await withTemp(async (dir) => {
+      const layout = planLayout({
+        size: 128 * MiB,
+        seed: "empty",
+        partitions: [
+          { name: "esp", type: "esp", size: 40 * MiB, fs: "vfat", fsLabel: "ESP" },
+          { name: "swap", type: "swap", size: 8 * MiB, fs: "swap" },
+          { name: "root", type: "linux", size: "fill", fs: "ext4", fsLabel: "root" },
+        ],
+      });
+      const out = join(dir, "empty.raw");
+      const res = await writeDisk(layout, {}, { output: out });
+      expect(res.partitions.map((p) => p.fs)).toEqual(["vfat", "swap", "ext4"]);
+      const [esp, swap, root] = layout.partitions as [
+        (typeof layout.partitions)[0],
+        (typeof layout.partitions)[0],
+        (typeof layout.partitions)[0],
+      ];
+      await extract(out, esp.offset, esp.size, join(dir, "esp.img"));
+      expect((await run("fsck.vfat", ["-n", join(dir, "esp.img")], sbinEnv)).code).toBe(0);
+      await extract(out, swap.offset, swap.size, join(dir, "swap.img"));
+      expect(
+        (
+          await run("blkid", ["-o", "value", "-s", "TYPE", join(dir, "swap.img")], sbinEnv)
+        ).stdout.trim(),
+      ).toBe("swap");
+      await extract(out, root.offset, root.size, join(dir, "root.img"));
+      const fsck = await run("e2fsck", ["-fn", join(dir, "root.img")], sbinEnv);
+      expect(fsck.code, fsck.stdout).toBe(0);
+      const none = await writeDisk(
+        layout,
+        {},
+        { output: join(dir, "zero.raw"), formatEmpty: false },
+      );
+      expect(none.partitions).toEqual([]);
+    });
+  });
 });
