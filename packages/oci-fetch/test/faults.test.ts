@@ -182,6 +182,10 @@ describe("faults through a proxy in front of docker-registry", () => {
     expect(proxy.tokenRequests.length).toBe(1);
     expect(proxy.tokenRequests[0]?.get("service")).toBe("test-registry");
     expect(proxy.tokenRequests[0]?.getAll("scope")).toEqual(["repository:os:pull"]);
+    // the server forgets the token: the next request is challenged again and gets a new one
+    proxy.revokeTokens();
+    expect((await repo.resolve("v1")).digest).toBe(r.digest);
+    expect(proxy.tokenRequests.length).toBe(2);
     // wrong password: the token endpoint refuses → UNAUTHORIZED
     const bad = new RegistryRepository(
       { registry: proxy.host, repository: "os" },

@@ -24,6 +24,8 @@ export interface FaultProxy {
   log: { method: string; path: string; range?: string; status?: number }[];
   blobBytes: number;
   tokenRequests: URLSearchParams[];
+  /** Forgets every token handed out (as an expiry on the server side would). */
+  revokeTokens(): void;
   close(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function startProxy(
     log: [],
     blobBytes: 0,
     tokenRequests: [],
+    revokeTokens: () => tokens.clear(),
     close: async () => {},
   };
   const server = http.createServer((req, res) => {
@@ -66,7 +69,7 @@ export async function startProxy(
             .end('{"details":"bad credentials"}');
           return;
         }
-        const t = `tok-${tokens.size + 1}`;
+        const t = `tok-${proxy.tokenRequests.length}`;
         tokens.add(t);
         res
           .writeHead(200, { "content-type": "application/json" })
