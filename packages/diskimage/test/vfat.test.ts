@@ -106,6 +106,35 @@ describe("vfat against fsck.vfat and mtools", () => {
     });
   }
 
+  it("4096-byte logical sectors (FAT32/16/12): fsck clean, mcopy reads back", async () => {
+    await withTemp(async (dir) => {
+      for (const [size, type] of [
+        [300 * MiB, 32],
+        [20 * MiB, 16],
+        [4 * MiB, 12],
+      ] as const) {
+        const img = join(dir, `fat4k-${type}.img`);
+        const sink = await FileBlockSink.create(img, size);
+        const res = await writeVfat(memTree(sample), sink, {
+          size,
+          bytesPerSector: 4096,
+          label: "FOURK",
+        });
+        await sink.close();
+        expect(res.type).toBe(type);
+        const fsck = await run("fsck.vfat", ["-n", img], sbinEnv);
+        expect(fsck.code, fsck.stdout).toBe(0);
+        expect(fsck.stdout.trim().split("\n")).toHaveLength(2);
+        const out = join(dir, `out4k-${type}`);
+        await mkdir(out);
+        expect(
+          (await run("mcopy", ["-s", "-n", "-m", "-i", img, "::/*", out], mtoolsEnv)).code,
+        ).toBe(0);
+        expect(await hashDir(out)).toEqual(expected(sample));
+      }
+    });
+  });
+
   it("is deterministic", async () => {
     await withTemp(async (dir) => {
       const a = await buildAndCheck(dir, sample, 40 * MiB, { label: "X" });
