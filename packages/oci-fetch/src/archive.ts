@@ -6,7 +6,6 @@ import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import { ImageModeError, toImageModeError } from "@imagemode/core";
-import { extract } from "tar-stream";
 import { OciLayout } from "./layout.js";
 
 /** An opened archive: its layout, and a `close()` that removes the unpacked copy. */
@@ -44,6 +43,8 @@ export async function openOciArchive(
 ): Promise<OpenedArchive> {
   const dir = await mkdtemp(join(options.tempDir, "oci-archive-"));
   try {
+    // loaded on use: tar-stream costs ~60 ms of start-up that copies between registries and layouts never need
+    const { extract } = await import("tar-stream");
     const ex = extract();
     const input = createReadStream(file);
     input.on("error", (e) => ex.destroy(e));
