@@ -146,6 +146,36 @@ describe("imagemode-disk create / show", () => {
     expect(info["virtual-size"]).toBe(64 * 1024 * 1024);
   });
 
+  it("vmdk (streamOptimized) and compressed qcow2 outputs pass qemu-img check", async () => {
+    for (const [name, extra] of [
+      ["disk.vmdk", ["--format", "vmdk"]],
+      ["disk-z.qcow2", ["--format", "qcow2", "--compress"]],
+    ] as const) {
+      const out = join(dir, name);
+      const r = await cli([
+        "create",
+        out,
+        "--size",
+        "48MiB",
+        ...extra,
+        "--part",
+        `name=esp,type=esp,size=fill,fs=vfat,from=${join(dir, "esp")}`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const c = await sh("qemu-img", ["check", out]);
+      expect(c.stdout).toMatch(/No errors were found/);
+    }
+    const info = JSON.parse(
+      (await sh("qemu-img", ["info", "--output=json", join(dir, "disk.vmdk")])).stdout,
+    );
+    expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
+    expect(
+      (
+        await sh("qemu-img", ["compare", join(dir, "disk.vmdk"), join(dir, "disk-z.qcow2")])
+      ).stdout.trim(),
+    ).toBe("Images are identical.");
+  });
+
   it("--preset bib --dry-run prints bootc-image-builder's default table", async () => {
     const r = await cli(["create", join(dir, "never.raw"), "--preset", "bib", "--dry-run"]);
     expect(r.code).toBe(0);
