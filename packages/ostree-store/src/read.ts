@@ -357,7 +357,10 @@ export function formatDiff(d: CommitDiff): string {
 
 /** Options of {@link readCommitTree}. */
 export interface CommitTreeOptions extends OpOptions {
-  /** Give files with the same content checksum one `inode` key (as checkouts hard-link them). Default true. */
+  /**
+   * Give non-empty files with the same content checksum one `inode` key (as deployments
+   * hard-link them; empty files stay separate, as ostree copies those). Default true.
+   */
   hardlinks?: boolean;
   /** Only this subdirectory (its entry becomes the root `.`). */
   subpath?: string;
@@ -408,7 +411,8 @@ export async function* readCommitTree(
       if (fmt === S_IFLNK) e.linkTarget = f.header.symlinkTarget ?? "";
       else {
         e.size = f.size;
-        if (hardlinks) e.inode = n.checksum;
+        // zero-sized files are never hard-linked (as in ostree deployments, which copy them)
+        if (hardlinks && f.size > 0) e.inode = n.checksum;
         e.content = () => f.open();
       }
       yield e;

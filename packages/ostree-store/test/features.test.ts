@@ -205,6 +205,33 @@ describe("inputs", () => {
     }
   });
 
+  it("hostile tar streams are refused with typed errors and write nothing outside the repo", async () => {
+    await sh(
+      work.path,
+      `python3 - <<'PY'
+import io, tarfile
+def mk(name, entries):
+    with tarfile.open(name, "w") as t:
+        for e in entries:
+            t.addfile(e, io.BytesIO(b"x") if e.type == tarfile.REGTYPE else None)
+a = tarfile.TarInfo("../evil"); a.size = 1
+mk("evil-dotdot.tar", [a])
+b = tarfile.TarInfo("link"); b.type = tarfile.LNKTYPE; b.linkname = "missing"
+mk("evil-link.tar", [b])
+PY`,
+    );
+    const repo = await OstreeRepo.init(P("hostile"), { mode: "archive", fsync: false });
+    for (const [tar, code] of [
+      ["evil-dotdot.tar", "INVALID_ARGUMENT"],
+      ["evil-link.tar", "INVALID_ARGUMENT"],
+    ] as const) {
+      await expect(
+        repo.commit({ tree: tarFileTree(createReadStream(P(tar))), timestamp: 1 }),
+      ).rejects.toMatchObject({ code });
+    }
+    await expect(lstat(join(work.path, "..", "evil"))).rejects.toThrow();
+  });
+
   it("devices, fifos and sockets are refused with UNSUPPORTED naming the path", async () => {
     const repo = await OstreeRepo.init(P("unsup"), { mode: "archive", fsync: false });
     for (const [name, make] of [
