@@ -254,6 +254,37 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     }
   }, 120_000);
 
+  it("a directory of 60000 entries gets a two-level htree (dx_root → dx_node → leaves)", async () => {
+    const dir = await tempDir("ext4-htree2-");
+    try {
+      const names: string[] = [];
+      for (let i = 0; i < 60000; i++)
+        names.push(`${i.toString(16).padStart(8, "0")}-${"long-name-part".repeat(2)}`);
+      const entries: TreeEntry[] = [{ path: "huge", type: "dir", mode: 0o755, uid: 0, gid: 0 }];
+      for (const n of names)
+        entries.push({ path: `huge/${n}`, type: "fifo", mode: 0o644, uid: 0, gid: 0 });
+      const img = join(dir.path, "fs.img");
+      await buildImage(img, entries, 256 * 1024 * 1024);
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const { execFileSync } = await import("node:child_process");
+      const opts = {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        maxBuffer: 256 << 20,
+      } as const;
+      const htree = execFileSync("debugfs", ["-R", "htree_dump /huge", img], opts);
+      expect(htree).toMatch(/Indirect levels: 1/);
+      const listed = execFileSync("debugfs", ["-R", "ls -p /huge", img], opts)
+        .split("\n")
+        .map((l) => l.split("/")[5])
+        .filter((n): n is string => !!n && n !== "." && n !== "..");
+      expect(listed.sort()).toEqual([...names].sort());
+    } finally {
+      await dir.cleanup();
+    }
+  }, 120_000);
+
   it("streams a 100 MB file with holes (deep extent tree) over many block groups; debugfs dump gives the same sha256", async () => {
     const dir = await tempDir("ext4-big-");
     try {
