@@ -64,29 +64,37 @@ export async function writeQcow2(
     let dataClusters = 0;
     let compressedClusters = 0;
     let done = 0;
-    // compressed data is packed into the current host cluster; `cpos` is the byte position, never crossing a cluster
-    // read runs of up to 64 allocated clusters at once; uncompressed clusters that follow each other
-    // are written with one call
+    // Runs of up to 64 allocated clusters are read at once, the next run is read while this one is
+    // checked, and uncompressed clusters that follow each other are written with one call, with one
+    // write in flight (pending clusters are copied once, so read buffers can be reused at once).
     const RUN = 64;
-    const big = new Uint8Array(RUN * cs);
+    const bufs = [new Uint8Array(RUN * cs), new Uint8Array(RUN * cs)];
     const pending: Uint8Array[] = [];
     let pendingAt = -1;
-    // one write in flight while the next run is read (the pending clusters are copies, so the
-    // read buffer can be reused at once)
     let inflight: Promise<void> = Promise.resolve();
     const flush = async () => {
       if (pending.length === 0) return;
-      const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+      const data = Buffer.concat(pending);
       const at = pendingAt;
       pending.length = 0;
       await inflight;
       inflight = out.writeAt(at, data);
       inflight.catch(() => {}); // awaited (and rethrown) before the next write and at the end
     };
-    for (const [first, count] of clusterRuns(src.extents, cs, src.size, RUN)) {
+    const runs = [...clusterRuns(src.extents, cs, src.size, RUN)];
+    const readRun = (i: number) => {
+      const [first, count] = runs[i]!;
+      const p = reader.read(bufs[i % 2]!, first * cs, count * cs);
+      p.catch(() => {}); // awaited below
+      return p;
+    };
+    let next = runs.length > 0 ? readRun(0) : undefined;
+    for (let i = 0; i < runs.length; i++) {
       throwIfAborted(signal, op);
+      const [first, count] = runs[i]!;
       const bytes = Math.min(count * cs, src.size - first * cs);
-      const run = await reader.read(big, first * cs, count * cs);
+      const run = await next!;
+      next = i + 1 < runs.length ? readRun(i + 1) : undefined;
       if (bytes < count * cs) run.fill(0, bytes);
       done += bytes;
       onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
@@ -113,7 +121,7 @@ export async function writeQcow2(
         }
         out.pos = Math.ceil(out.pos / cs) * cs;
         if (pending.length === 0) pendingAt = out.pos;
-        pending.push(Buffer.from(data));
+        pending.push(data);
         const at = out.pos;
         out.pos += cs;
         l2.set(c, COPIED | BigInt(at));
@@ -121,6 +129,7 @@ export async function writeQcow2(
       }
       await flush();
     }
+    await next;
     await inflight;
     await reader.close();
     out.pos = Math.ceil(out.pos / cs) * cs;
