@@ -335,7 +335,8 @@ export interface CommitOptions extends WriteTreeOptions {
   version?: string;
   /**
    * Adds `ostree.ref-binding` (the sorted list of `branch` and `bindRefs`; empty without a
-   * branch) after the other metadata, exactly as `ostree commit` does unless `--no-bindings`.
+   * branch) after the other metadata, then `ostree.collection-binding` when the repository has
+   * a `core.collection-id` — exactly as `ostree commit` does unless `--no-bindings`.
    * Default true; `false` is `--no-bindings`.
    */
   refBinding?: boolean;
@@ -422,6 +423,11 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
       for (const r of refs) validateRefName(r);
       refs.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
       metadata.push(["ostree.ref-binding", new Variant("as", refs)]);
+      // like the CLI: a repository collection ID binds the commit too (unless already given)
+      const collection = repo.config.get("core")?.get("collection-id");
+      if (collection && !metadata.some(([k]) => k === "ostree.collection-binding")) {
+        metadata.push(["ostree.collection-binding", new Variant("s", collection)]);
+      }
     }
     if (options.bootable) {
       // like `ostree commit --bootable`: the metadata goes through a GVariantDict (a GHashTable),

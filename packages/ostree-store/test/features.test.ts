@@ -251,6 +251,45 @@ PY`,
     }
   });
 
+  it("a repository collection ID adds ostree.collection-binding like the CLI", async () => {
+    const theirs = P("coll-theirs");
+    await ostree([`--repo=${theirs}`, "init", "--mode=archive", "--collection-id=org.example.Os"]);
+    const expected = (
+      await ostree([
+        `--repo=${theirs}`,
+        "commit",
+        "-b",
+        "c",
+        "--bind-ref=other",
+        "--timestamp=@2",
+        "--add-metadata-string=version=1",
+        `--tree=dir=${P("base")}`,
+      ])
+    ).trim();
+    const repo = await OstreeRepo.open(theirs, { fsync: false });
+    expect(repo.config.get("core")?.get("collection-id")).toBe("org.example.Os");
+    const r = await repo.commit({
+      tree: { dir: P("base") },
+      branch: "c2",
+      bindRefs: ["other", "c"],
+      parent: null,
+      timestamp: 2,
+      version: "1",
+    });
+    // same metadata except the branch list: [c, c2, other] vs [c, other] — so also redo ours for "c"
+    const c = await repo.commit({
+      tree: { dir: P("base") },
+      branch: "c",
+      bindRefs: ["other"],
+      parent: null,
+      timestamp: 2,
+      version: "1",
+    });
+    expect(c.commit).toBe(expected);
+    expect(r.commit).not.toBe(expected);
+    expect(await ostree([`--repo=${theirs}`, "fsck"])).toContain("no errors found");
+  });
+
   it("bare-user without an xattr backend is UNSUPPORTED", async () => {
     await expect(
       OstreeRepo.init(P("noxattr"), { mode: "bare-user", xattrs: null }),
