@@ -268,11 +268,11 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
       const fsck = await e2fsck(img);
       expect(fsck.status, fsck.output).toBe(0);
       const { execFileSync } = await import("node:child_process");
-      const opts = {
+      const opts: import("node:child_process").ExecFileSyncOptionsWithStringEncoding = {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "ignore"],
         maxBuffer: 256 << 20,
-      } as const;
+      };
       const htree = execFileSync("debugfs", ["-R", "htree_dump /huge", img], opts);
       expect(htree).toMatch(/Indirect levels: 1/);
       const listed = execFileSync("debugfs", ["-R", "ls -p /huge", img], opts)
