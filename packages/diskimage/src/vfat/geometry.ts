@@ -101,6 +101,11 @@ export function fatGeometry(
       op: "diskimage.vfat",
     });
   const totalSectors = Math.floor(size / bps);
+  if (totalSectors > 0xffffffff || totalSectors < 16)
+    throw invalidArgument(
+      `a ${size}-byte volume is outside FAT's range (16 sectors … 2^32 − 1 sectors)`,
+      { op: "diskimage.vfat", data: { size } },
+    );
   const s512 = size / 512;
   const type: FatType = options.type ?? (s512 > 66600 ? 32 : s512 > 8400 ? 16 : 12);
   const tryBytes: number[] = [];
