@@ -290,6 +290,23 @@ PY`,
     expect(await ostree([`--repo=${theirs}`, "fsck"])).toContain("no errors found");
   });
 
+  it("an aborted commit rejects with ABORTED and leaves a repository ostree fsck accepts", async () => {
+    const repo = await OstreeRepo.init(P("abort"), { mode: "archive", fsync: false });
+    const ac = new AbortController();
+    let seen = 0;
+    const tree = (async function* () {
+      for await (const e of hostDirectoryTree(repo, P("src"))) {
+        if (++seen === 4) ac.abort(new Error("stop"));
+        yield e;
+      }
+    })();
+    await expect(repo.commit({ tree, branch: "a", signal: ac.signal })).rejects.toMatchObject({
+      code: "ABORTED",
+    });
+    expect(await repo.readRef("a")).toBeNull();
+    expect(await ostree([`--repo=${P("abort")}`, "fsck"])).toContain("no errors found");
+  });
+
   it("bare-user without an xattr backend is UNSUPPORTED", async () => {
     await expect(
       OstreeRepo.init(P("noxattr"), { mode: "bare-user", xattrs: null }),

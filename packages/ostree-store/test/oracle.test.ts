@@ -11,6 +11,7 @@ import {
   formatCommitInfo,
   formatDiff,
   formatLsEntry,
+  formatMetadataValue,
   OstreeRepo,
   type RepoMode,
 } from "../src/index.js";
@@ -218,6 +219,12 @@ describe.each(MODES)("mode %s", (mode) => {
       const c = await repo.resolveRev(ref);
       expect(`${c}\n`).toBe(await ostree([`--repo=${ours()}`, "rev-parse", ref]));
       expect(await repo.resolveRev(c.slice(0, 10))).toBe(c);
+      const info = await repo.show(ref);
+      for (const [key, value] of info.commit.metadata) {
+        expect(`${formatMetadataValue(value)}\n`).toBe(
+          await ostree([`--repo=${ours()}`, "show", `--print-metadata-key=${key}`, ref]),
+        );
+      }
     }
   });
 });
