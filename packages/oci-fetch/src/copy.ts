@@ -147,9 +147,14 @@ export async function planCopy(
     for (const l of m.manifest.layers) add(l, true);
   }
   const blobs = [...seen.values()];
-  await forEachLimit(blobs, options.concurrency ?? 8, async (b) => {
-    b.present = await dst.exists(b.descriptor, options);
-  });
+  await forEachLimit(
+    blobs,
+    options.concurrency ?? 8,
+    () => {},
+    async (b) => {
+      b.present = await dst.exists(b.descriptor, options);
+    },
+  );
   const layers = blobs.filter((b) => b.layer);
   const missing = layers.filter((b) => !b.present);
   return {
@@ -189,47 +194,68 @@ export async function applyCopy(
     src.repository !== dst.repository
       ? src.repository
       : undefined;
-  await forEachLimit(todo, options.concurrency ?? 4, async (b) => {
-    throwIfAborted(signal, "oci.copy");
-    const d = b.descriptor;
-    const id = d.digest;
-    onProgress?.({
-      type: "start",
-      task: "oci.fetch.blob",
-      id,
-      total: d.size,
-      description: b.layer ? "layer" : "config",
-    });
-    if (
-      mountFrom &&
-      dst instanceof RegistryRepository &&
-      (await dst.mount(d, mountFrom, { ...(signal ? { signal } : {}) }))
-    ) {
-      onProgress?.({ type: "done", task: "oci.fetch.blob", id, description: "mounted", bytes: 0 });
-      return;
-    }
-    // dst.push verifies by contract (Target), so a source that can skip its own check does
-    const fo = { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) };
-    const raw = (
-      src as { fetchRaw?: (d: Descriptor, o: OpOptions) => Promise<AsyncIterable<Uint8Array>> }
-    ).fetchRaw;
-    const stream = raw ? await raw.call(src, d, fo) : await src.fetch(d, fo);
-    let done = 0;
-    async function* counted() {
-      for await (const chunk of stream) {
-        done += chunk.byteLength;
-        bytesCopied += chunk.byteLength;
-        onProgress?.({ type: "bytes", task: "oci.fetch.blob", id, done, total: d.size });
-        yield chunk;
-      }
-    }
-    try {
-      await dst.push(d, counted(), { ...(signal ? { signal } : {}) });
-    } catch (e) {
-      throw toImageModeError(e, "oci.copy", { digest: d.digest });
-    }
-    onProgress?.({ type: "done", task: "oci.fetch.blob", id, bytes: done });
-  });
+  // the first failing blob stops the others (their temp files are removed), instead of letting them run on
+  const inner = new AbortController();
+  const onOuter = () => inner.abort(signal?.reason);
+  if (signal?.aborted) onOuter();
+  signal?.addEventListener("abort", onOuter, { once: true });
+  const blobSignal = inner.signal;
+  try {
+    await forEachLimit(
+      todo,
+      options.concurrency ?? 4,
+      () => inner.abort(new Error("another blob of the copy failed")),
+      async (b) => {
+        throwIfAborted(blobSignal, "oci.copy");
+        const d = b.descriptor;
+        const id = d.digest;
+        onProgress?.({
+          type: "start",
+          task: "oci.fetch.blob",
+          id,
+          total: d.size,
+          description: b.layer ? "layer" : "config",
+        });
+        if (
+          mountFrom &&
+          dst instanceof RegistryRepository &&
+          (await dst.mount(d, mountFrom, { signal: blobSignal }))
+        ) {
+          onProgress?.({
+            type: "done",
+            task: "oci.fetch.blob",
+            id,
+            description: "mounted",
+            bytes: 0,
+          });
+          return;
+        }
+        // dst.push verifies by contract (Target), so a source that can skip its own check does
+        const fo = { signal: blobSignal, ...(onProgress ? { onProgress } : {}) };
+        const raw = (
+          src as { fetchRaw?: (d: Descriptor, o: OpOptions) => Promise<AsyncIterable<Uint8Array>> }
+        ).fetchRaw;
+        const stream = raw ? await raw.call(src, d, fo) : await src.fetch(d, fo);
+        let done = 0;
+        async function* counted() {
+          for await (const chunk of stream) {
+            done += chunk.byteLength;
+            bytesCopied += chunk.byteLength;
+            onProgress?.({ type: "bytes", task: "oci.fetch.blob", id, done, total: d.size });
+            yield chunk;
+          }
+        }
+        try {
+          await dst.push(d, counted(), { signal: blobSignal });
+        } catch (e) {
+          throw toImageModeError(e, "oci.copy", { digest: d.digest });
+        }
+        onProgress?.({ type: "done", task: "oci.fetch.blob", id, bytes: done });
+      },
+    );
+  } finally {
+    signal?.removeEventListener("abort", onOuter);
+  }
   for (const m of plan.manifests) {
     throwIfAborted(signal, "oci.copy");
     if (!(await dst.exists(m.descriptor, { ...(signal ? { signal } : {}) })))
@@ -276,6 +302,7 @@ export function isIndexCopy(r: Pick<CopyResult, "mediaType">): boolean {
 async function forEachLimit<T>(
   items: readonly T[],
   limit: number,
+  onFirstFailure: () => void,
   fn: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
@@ -286,7 +313,10 @@ async function forEachLimit<T>(
       try {
         await fn(item);
       } catch (e) {
-        if (failed === undefined) failed = e;
+        if (failed === undefined) {
+          failed = e;
+          onFirstFailure();
+        }
       }
     }
   };
