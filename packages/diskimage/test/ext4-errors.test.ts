@@ -123,6 +123,21 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
     expect(warnings).toEqual(["EXT4_TIGHT"]);
   });
 
+  it("rejects ids past 32 bits and more than 65000 hard links", async () => {
+    expect((await codeOf([{ path: "f", type: "fifo", mode: 0, uid: 2 ** 32, gid: 0 }])).code).toBe(
+      "INVALID_ARGUMENT",
+    );
+    const links: TreeEntry[] = Array.from({ length: 65001 }, (_, i) => ({
+      path: `l${i}`,
+      type: "fifo",
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      inode: "same",
+    }));
+    expect((await codeOf(links)).code).toBe("INVALID_ARGUMENT");
+  });
+
   it("reports content that disagrees with its size", async () => {
     expect((await codeOf([file("short", 10, "abc")])).code).toBe("SIZE_MISMATCH");
     expect((await codeOf([file("long", 2, "abcdef")])).code).toBe("SIZE_MISMATCH");

@@ -132,7 +132,7 @@ function newNode(path: string, e: Partial<TreeEntry> & { type: TreeEntryType }, 
     mode: (e.mode ?? (e.type === "dir" ? 0o755 : 0o644)) & 0o7777,
     uid: e.uid ?? 0,
     gid: e.gid ?? 0,
-    mtime: e.mtime ?? sde,
+    mtime: Math.floor(e.mtime ?? sde),
     rdev: e.rdev ?? 0,
     size: 0,
     xattrs: [],
@@ -208,9 +208,22 @@ async function collect(
       if (count !== 1) throw invalidArgument(`the root entry "." must come first`, { op: OP });
       if (e.type !== "dir")
         throw invalidArgument(`the root entry "." must be a directory`, { op: OP });
-      Object.assign(root, { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime ?? sde });
+      Object.assign(root, {
+        mode: e.mode & 0o7777,
+        uid: e.uid,
+        gid: e.gid,
+        mtime: Math.floor(e.mtime ?? sde),
+      });
       root.xattrs = xattrsOf(e);
       continue;
+    }
+    for (const id of [e.uid, e.gid]) {
+      if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+        throw invalidArgument(`${e.path}: uid/gid ${id} is not a 32-bit id`, {
+          op: OP,
+          data: { path: e.path },
+        });
+      }
     }
     if (!isTreePath(e.path))
       throw invalidArgument(`invalid tree path ${JSON.stringify(e.path)}`, {
@@ -238,6 +251,12 @@ async function collect(
         });
       }
       node.links++;
+      if (node.links > 65000) {
+        throw invalidArgument(`${node.path}: more than 65000 hard links`, {
+          op: OP,
+          data: { path: e.path },
+        });
+      }
     } else {
       node = newNode(e.path, e, sde);
       node.xattrs = xattrsOf(e);
