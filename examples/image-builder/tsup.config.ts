@@ -1,5 +1,7 @@
 import { defineConfig } from "tsup";
 
+// The workspace packages are bundled from their sources (the `@imagemode/source` condition), so
+// `bin/imagemode-build.js` runs without building every package first; npm dependencies stay external.
 export default defineConfig({
   entry: ["src/cli.ts"],
   format: ["esm"],
@@ -7,4 +9,8 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: "node20",
+  noExternal: [/^@imagemode\//],
+  esbuildOptions(options) {
+    options.conditions = ["@imagemode/source", "import", "module", "node"];
+  },
 });

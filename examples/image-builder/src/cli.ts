@@ -1,2 +1,3 @@
-process.stderr.write("imagemode-build: not implemented yet\n");
-process.exitCode = 2;
+import { main } from "./program.js";
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,484 @@
+/**
+ * The composition: image ref → OCI layout cache (oci-fetch) → build repo (ostree-store) →
+ * blueprint plan → fresh-sysroot deploy plan and `FileTree` (deploy-manager) → GRUB for BIOS and
+ * UEFI (bootloader) → GPT disk (diskimage) → raw/qcow2/vmdk/vhd, laid out like
+ * bootc-image-builder's output directory. Unprivileged: no root, mounts or loop devices.
+ */
+import { createHash } from "node:crypto";
+import * as fsp from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import {
+  type Blueprint,
+  type EtcFiles,
+  formatForFile,
+  parseBlueprint,
+  planCustomizations,
+  planToTreeEdits,
+  validateBlueprint,
+} from "@imagemode/blueprint";
+import {
+  findImageEfiBinaries,
+  findImageGrub,
+  grubBackend,
+  parseBlsEntry,
+  placeFiles,
+  type RawWrite,
+} from "@imagemode/bootloader";
+import {
+  ImageModeError,
+  invalidArgument,
+  type OpOptions,
+  type ProgressListener,
+  readAll,
+  readHostDirectory,
+  throwIfAborted,
+  toImageModeError,
+} from "@imagemode/core";
+import {
+  imageReferenceFromUser,
+  newOrigin,
+  planFreshSysroot,
+  sysrootTree,
+} from "@imagemode/deploy-manager";
+import {
+  type DiskLayout,
+  defaultLayout,
+  writeQcow2,
+  writeRaw,
+  writeVhd,
+  writeVmdk,
+} from "@imagemode/diskimage";
+import {
+  copy,
+  lookupCredentials,
+  OciLayout,
+  openTransport,
+  parseTransportReference,
+  type TransportReference,
+} from "@imagemode/oci-fetch";
+import { importImage, OstreeRepo } from "@imagemode/ostree-store";
+import { writeStagingDisk } from "./disk-writer.js";
+import { checkBootcImage, type ImageFacts, readImageFacts } from "./image-check.js";
+import { applyEdits, collect, mergeEntries, splitBoot, treeOf } from "./sysroot-layout.js";
+
+/** Image types and where bootc-image-builder puts them. */
+export const IMAGE_TYPES = {
+  qcow2: { dir: "qcow2", file: "disk.qcow2", format: "qcow2" },
+  raw: { dir: "image", file: "disk.raw", format: "raw" },
+  ami: { dir: "image", file: "disk.raw", format: "raw" },
+  vmdk: { dir: "vmdk", file: "disk.vmdk", format: "vmdk" },
+  vhd: { dir: "vpc", file: "disk.vhd", format: "vhd" },
+} as const;
+
+/** One of {@link IMAGE_TYPES}. */
+export type ImageType = keyof typeof IMAGE_TYPES;
+
+/** Options of {@link buildImage}. */
+export interface BuildOptions extends OpOptions {
+  imageRef: string;
+  types: ImageType[];
+  output: string;
+  rootfs: "ext4" | "xfs";
+  config?: string;
+  size?: number;
+  kargs: string[];
+  tlsVerify: boolean;
+  authfile?: string;
+  certDir?: string;
+  cache?: string;
+  chown?: { uid: number; gid: number };
+  /** Architecture to build for, in bootc-image-builder's terms (default x86_64). */
+  targetArch?: string;
+  env?: Record<string, string | undefined>;
+  /** Seconds since the epoch for the blueprint's shadow dates (default now). */
+  now?: () => number;
+}
+
+/** One stage's wall time. */
+export interface StageTime {
+  stage: "fetch" | "import" | "plan" | "write" | "convert";
+  ms: number;
+}
+
+/** What {@link buildImage} made. */
+export interface BuildResult {
+  image: string;
+  manifestDigest: string;
+  commit: string;
+  deployment: string;
+  kargs: string;
+  layout: DiskLayout;
+  outputs: { type: ImageType; path: string; format: string; fileSize: number; manifest: string }[];
+  stages: StageTime[];
+  users: string[];
+  layers: { present: number; needed: number; bytesNeeded: number };
+}
+
+const op = "build";
+
+/** Default cache: `$XDG_CACHE_HOME/imagemode`, else `~/.cache/imagemode`. */
+export function defaultCacheDir(env: Record<string, string | undefined>): string {
+  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, "imagemode");
+  return join(env.HOME ?? homedir(), ".cache", "imagemode");
+}
+
+/** `docker://…`, `oci:…`, `oci-archive:…`, or a bare registry reference (docker). */
+export function parseImageArg(ref: string): TransportReference {
+  if (/^(docker:\/\/|oci:|oci-archive:)/.test(ref)) return parseTransportReference(ref);
+  return parseTransportReference(`docker://${ref}`);
+}
+
+/** The user-facing name bootc-image-builder's messages use. */
+function displayName(ref: TransportReference): string {
+  if (ref.transport === "docker") {
+    const i = ref.image;
+    return `${i.registry}/${i.repository}${i.tag ? `:${i.tag}` : ""}${i.digest ? `@${i.digest}` : ""}`;
+  }
+  return `${ref.transport}:${ref.path}${ref.tag ? `:${ref.tag}` : ""}`;
+}
+
+/** A tag for the cache layout: the reference, made tag-safe, plus a short hash. */
+function cacheTag(ref: string): string {
+  const h = createHash("sha256").update(ref).digest("hex").slice(0, 12);
+  return `${ref.replace(/[^\w.-]+/g, "_").slice(0, 100)}-${h}`.replace(/^[^\w]/, "x");
+}
+
+async function textOf(repo: OstreeRepo, commit: string, path: string): Promise<string | undefined> {
+  try {
+    return Buffer.from(await readAll(await repo.cat(commit, path), 64 << 20)).toString("utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadBlueprint(file: string | undefined): Promise<Blueprint> {
+  if (!file) return {} as Blueprint;
+  let text: string;
+  try {
+    text = await fsp.readFile(file, "utf8");
+  } catch (e) {
+    throw toImageModeError(e, "build.config", { path: file });
+  }
+  const v = validateBlueprint(parseBlueprint(text, formatForFile(file), { file }), {
+    imageType: "qcow2",
+  });
+  if (!v.ok)
+    throw new ImageModeError(
+      "INVALID_ARGUMENT",
+      `${file}: ${v.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
+      { op: "build.config", data: { issues: v.issues } },
+    );
+  return v.blueprint;
+}
+
+/** Copies the bootloader payloads of the commit into `dir` (GRUB modules, EFI binaries). */
+async function extractBootloaderFiles(repo: OstreeRepo, commit: string, dir: string) {
+  const wanted = [
+    "usr/lib/grub/",
+    "usr/lib/systemd/boot/",
+    "usr/lib/bootupd/",
+    "usr/lib/shim/",
+    "usr/lib/efi/",
+    "usr/share/grub/",
+  ];
+  for await (const e of repo.readCommitTree(commit)) {
+    if (!wanted.some((w) => `${e.path}/`.startsWith(w) || e.path.startsWith(w))) {
+      if (!wanted.some((w) => w.startsWith(`${e.path}/`))) continue;
+    }
+    const p = join(dir, e.path);
+    if (e.type === "dir") await fsp.mkdir(p, { recursive: true });
+    else if (e.type === "symlink") await fsp.symlink(e.linkTarget ?? "", p);
+    else if (e.type === "file" && e.content) {
+      const fh = await fsp.open(p, "w", 0o644);
+      try {
+        for await (const chunk of await e.content()) await fh.write(chunk);
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+}
+
+/** Builds disk images from a bootc container image. */
+export async function buildImage(options: BuildOptions): Promise<BuildResult> {
+  const env = options.env ?? process.env;
+  const signal = options.signal;
+  const progress: ProgressListener = options.onProgress ?? (() => {});
+  const stages: StageTime[] = [];
+  const targetArch = options.targetArch ?? "x86_64";
+  const ociArch =
+    targetArch === "x86_64" ? "amd64" : targetArch === "aarch64" ? "arm64" : targetArch;
+  const types = [...new Set(options.types)];
+  if (types.length === 0) throw invalidArgument("no --type given", { op });
+  const output = resolve(options.output);
+  const cacheDir = resolve(options.cache ?? defaultCacheDir(env));
+  const blueprint = await loadBlueprint(options.config);
+  const ref = parseImageArg(options.imageRef);
+  const name = displayName(ref);
+  let t0 = Date.now();
+  const step = (n: number, description: string) =>
+    progress({ type: "step", task: op, step: n, steps: 5, description });
+
+  await fsp.mkdir(output, { recursive: true });
+  await fsp.mkdir(cacheDir, { recursive: true });
+  const work = await fsp.mkdtemp(join(output, ".imagemode-build-"));
+  try {
+    // 1. fetch into the OCI layout cache
+    step(1, `fetch ${name}`);
+    const ca = options.certDir
+      ? await fsp.readFile(join(options.certDir, "ca.crt")).catch(() => undefined)
+      : undefined;
+    const src = await openTransport(ref, {
+      registry: {
+        ...(options.tlsVerify ? {} : { insecure: true }),
+        ...(ca ? { tls: { ca } } : {}),
+        credentials: (registry, repository) =>
+          lookupCredentials(registry, repository, {
+            ...(options.authfile ? { authFile: options.authfile } : {}),
+            env,
+            homeDir: env.HOME ?? homedir(),
+            readFile: (f) => fsp.readFile(f, "utf8").catch(() => undefined),
+          }),
+      },
+      tempDir: work,
+    });
+    const layout = await OciLayout.open(join(cacheDir, "oci"), { create: true });
+    const tag = cacheTag(options.imageRef);
+    let facts: ImageFacts;
+    let copied: { present: number; needed: number; bytesNeeded: number };
+    try {
+      const srcRef = src.reference || "latest";
+      facts = await readImageFacts(src.target, srcRef, ociArch);
+      checkBootcImage(name, facts, targetArch);
+      const r = await copy(src.target, layout, facts.manifestDigest, tag, {
+        platform: { os: "linux", architecture: ociArch },
+        ...(signal ? { signal } : {}),
+        onProgress: progress,
+      });
+      copied = { present: r.present, needed: r.needed, bytesNeeded: r.bytesNeeded };
+    } finally {
+      await src.close();
+    }
+    stages.push({ stage: "fetch", ms: Date.now() - t0 });
+
+    // 2. import into a fresh build repository
+    t0 = Date.now();
+    step(2, "import into an ostree repository");
+    const repo = await OstreeRepo.init(join(work, "repo"), { mode: "bare-user" });
+    const transport = ref.transport === "docker" ? `docker://${name}` : options.imageRef;
+    // keep the image's top-level symlinks (bin, sbin, lib → usr/…, home → var/home): the
+    // deployment is the whole image root, as in a bootc base image's ostree commit
+    const imported = await importImage(repo, layout, tag, {
+      imageReference: transport,
+      allowNonUsr: true,
+      ...(signal ? { signal } : {}),
+      onProgress: progress,
+    });
+    stages.push({ stage: "import", ms: Date.now() - t0 });
+
+    // 3. plan: blueprint, layout, deployment
+    t0 = Date.now();
+    step(3, "plan the disk and the deployment");
+    throwIfAborted(signal, op);
+    let imageSize = 0;
+    for await (const e of repo.readCommitTree(imported.commit)) imageSize += e.size ?? 0;
+    const etcFiles: EtcFiles = {
+      passwd: (await textOf(repo, imported.commit, "usr/etc/passwd")) ?? "",
+      group: (await textOf(repo, imported.commit, "usr/etc/group")) ?? "",
+    };
+    for (const [k, p] of [
+      ["shadow", "usr/etc/shadow"],
+      ["gshadow", "usr/etc/gshadow"],
+      ["loginDefs", "usr/etc/login.defs"],
+      ["libPasswd", "usr/lib/passwd"],
+      ["libGroup", "usr/lib/group"],
+      ["useraddDefaults", "usr/etc/default/useradd"],
+    ] as const) {
+      const t = await textOf(repo, imported.commit, p);
+      if (t !== undefined) etcFiles[k] = t;
+    }
+    const custom = planCustomizations(blueprint, etcFiles, {
+      ...(options.now ? { clock: options.now } : {}),
+    });
+    const disk = defaultLayout({
+      rootfs: options.rootfs,
+      imageSize,
+      seed: imported.manifestDigest,
+      filesystems: custom.storage.filesystems.map((f) => ({
+        mountpoint: f.mountpoint,
+        minsize: f.minSize,
+      })),
+      ...(options.size ? { size: options.size } : {}),
+    });
+    const part = (n: string) => {
+      const p = disk.partitions.find((x) => x.name === n);
+      if (!p) throw new ImageModeError("INTERNAL", `layout has no ${n} partition`, { op });
+      return p;
+    };
+    const rootPart = part("root");
+    const bootPart = part("boot");
+    const biosPart = part("bios-boot");
+    const kargs = [
+      `root=UUID=${rootPart.fsUuid}`,
+      "rw",
+      "console=tty0",
+      "console=ttyS0",
+      ...custom.kernelArgs,
+      ...options.kargs,
+    ];
+    const stateroot = "default";
+    const plan = await planFreshSysroot({
+      repo,
+      commit: imported.commit,
+      stateroot,
+      origin: newOrigin({ image: imageReferenceFromUser(transport) }),
+      kargs,
+    });
+    const deployment = `ostree/deploy/${stateroot}/deploy/${plan.name}`;
+    const sysroot = await collect(sysrootTree(plan, { repo }));
+    const edited = await applyEdits(sysroot, planToTreeEdits(custom), deployment, stateroot);
+    const split = splitBoot(edited.entries);
+
+    // bootloader: GRUB for BIOS (core.img from the image's modules) and UEFI (the image's binaries)
+    const bl = join(work, "bootloader");
+    await fsp.mkdir(bl);
+    await extractBootloaderFiles(repo, imported.commit, bl);
+    const grub = await findImageGrub(bl);
+    const efi = await findImageEfiBinaries(bl);
+    if (!efi && !(grub.i386PcDir && grub.bootImg))
+      throw new ImageModeError(
+        "NOT_FOUND",
+        `image ${name} carries no bootloader (GRUB or EFI binaries)`,
+        {
+          op,
+        },
+      );
+    const backend = grubBackend({
+      bootFsUuid: bootPart.fsUuid,
+      ...(grub.i386PcDir && grub.bootImg
+        ? {
+            bios: {
+              partition: { startLba: biosPart.startLba, sectors: biosPart.size / 512 },
+              bootImg: await fsp.readFile(grub.bootImg),
+              moduleDir: grub.i386PcDir,
+            },
+          }
+        : {}),
+      ...(efi ? { efi: { binaries: efi } } : {}),
+    });
+    const entries = (plan.write?.entries ?? []).map((e) => parseBlsEntry(e.text, e.fileName));
+    const blPlan = await backend.plan({ entries, timeout: 1 });
+    const espDir = join(work, "esp");
+    const bootDir = join(work, "boot");
+    await fsp.mkdir(espDir);
+    await fsp.mkdir(bootDir);
+    await placeFiles(
+      blPlan.files.filter((f) => !(f.partition === "boot" && f.path.startsWith("loader"))),
+      { esp: espDir, boot: bootDir },
+    );
+    const rawWrites: RawWrite[] = blPlan.rawWrites;
+    const owner = { owner: { uid: 0, gid: 0 } };
+    const bootEntries = mergeEntries(
+      split.boot,
+      (await collect(readHostDirectory(bootDir, { ...owner, includeRoot: false }))) ?? [],
+    );
+    stages.push({ stage: "plan", ms: Date.now() - t0 });
+
+    // 4. write the disk (raw, sparse), then the bootloader's raw writes
+    t0 = Date.now();
+    step(4, `write ${disk.partitions.length} partitions`);
+    const staging = join(work, "disk.raw");
+    const src2 = await writeStagingDisk(
+      disk,
+      {
+        esp: { fs: "vfat", tree: readHostDirectory(espDir, { ...owner, includeRoot: true }) },
+        boot: { fs: options.rootfs, tree: treeOf(bootEntries) },
+        root: { fs: options.rootfs, tree: treeOf(split.root) },
+      },
+      rawWrites,
+      staging,
+      { tmpDir: work, ...(signal ? { signal } : {}), onProgress: progress },
+    );
+    stages.push({ stage: "write", ms: Date.now() - t0 });
+
+    // 5. convert into bootc-image-builder's output layout
+    t0 = Date.now();
+    step(5, `convert to ${types.join(", ")}`);
+    const outputs: BuildResult["outputs"] = [];
+    const co = { ...(signal ? { signal } : {}), onProgress: progress };
+    for (const type of types) {
+      const t = IMAGE_TYPES[type];
+      const dir = join(output, t.dir);
+      await fsp.mkdir(dir, { recursive: true });
+      const dest = join(dir, t.file);
+      const tmp = join(work, `out-${type}`);
+      if (t.format === "raw") await writeRaw(src2, tmp, co);
+      else if (t.format === "qcow2") await writeQcow2(src2, tmp, co);
+      else if (t.format === "vmdk") await writeVmdk(src2, tmp, co);
+      else await writeVhd(src2, tmp, co);
+      await fsp.rename(tmp, dest);
+      const fileSize = (await fsp.stat(dest)).size;
+      const manifest = join(output, `manifest-${type}.json`);
+      const doc = {
+        imagemode: { version: 1 },
+        type,
+        image: name,
+        manifestDigest: imported.manifestDigest,
+        commit: imported.commit,
+        deployment,
+        kargs: plan.kargs,
+        rootfs: options.rootfs,
+        disk: {
+          path: `${t.dir}/${t.file}`,
+          format: t.format,
+          size: disk.size,
+          fileSize,
+          table: disk.table,
+          diskId: disk.diskId,
+          partitions: disk.partitions.map((p) => ({
+            number: p.number,
+            name: p.name,
+            label: p.label,
+            type: p.type,
+            start: p.offset,
+            size: p.size,
+            fs: p.fs,
+            fsUuid: p.fsUuid,
+            ...(p.mountpoint ? { mountpoint: p.mountpoint } : {}),
+          })),
+        },
+        bootloader: blPlan.backend,
+        users: custom.users.map((u) => u.name),
+      };
+      await fsp.writeFile(`${manifest}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
+      await fsp.rename(`${manifest}.tmp`, manifest);
+      outputs.push({ type, path: dest, format: t.format, fileSize, manifest });
+    }
+    stages.push({ stage: "convert", ms: Date.now() - t0 });
+    if (options.chown) {
+      const { uid, gid } = options.chown;
+      for (const o of outputs) {
+        await fsp.chown(dirname(o.path), uid, gid);
+        await fsp.chown(o.path, uid, gid);
+        await fsp.chown(o.manifest, uid, gid);
+      }
+    }
+    return {
+      image: name,
+      manifestDigest: imported.manifestDigest,
+      commit: imported.commit,
+      deployment,
+      kargs: plan.kargs,
+      layout: disk,
+      outputs,
+      stages,
+      users: custom.users.map((u) => u.name),
+      layers: copied,
+    };
+  } catch (e) {
+    throw toImageModeError(e, op);
+  } finally {
+    await fsp.rm(work, { recursive: true, force: true });
+  }
+}
