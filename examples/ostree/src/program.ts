@@ -9,7 +9,8 @@
  *   imagemode-ostree --repo=repo import-image docker://127.0.0.1:5000/os:v1 --tls-verify=false
  */
 import { createReadStream, readdirSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -423,7 +424,9 @@ export function buildProgram(): Command {
 
   program
     .command("import-image")
-    .description("import a container image the way bootc stores it (oci:DIR[:TAG], docker://REF)")
+    .description(
+      "import a container image the way bootc stores it (oci:DIR[:TAG], oci-archive:FILE[:TAG], docker://REF)",
+    )
     .argument("<source>")
     .option("--tls-verify <bool>", "require HTTPS and verify certificates (docker://)", bool, true)
     .option("--cert-dir <dir>", "a directory holding ca.crt for the registry (docker://)")
@@ -441,8 +444,16 @@ export function buildProgram(): Command {
         const ca = o.certDir
           ? await readFile(join(o.certDir, "ca.crt")).catch(() => undefined)
           : undefined;
+        const scratch =
+          ref.transport === "oci-archive"
+            ? await mkdtemp(join(tmpdir(), "imagemode-ostree-"))
+            : undefined;
         const opened = await openTransport(ref, {
           registry: { ...(o.tlsVerify ? {} : { insecure: true }), ...(ca ? { tls: { ca } } : {}) },
+          ...(scratch ? { tempDir: scratch } : {}),
+        }).catch(async (e: unknown) => {
+          if (scratch) await rm(scratch, { recursive: true, force: true });
+          throw e;
         });
         const [os, architecture, variant] = o.platform.split("/");
         if (!os || !architecture)
@@ -487,6 +498,7 @@ export function buildProgram(): Command {
         } finally {
           progress.stop();
           await opened.close();
+          if (scratch) await rm(scratch, { recursive: true, force: true });
         }
       },
     );

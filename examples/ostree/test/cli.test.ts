@@ -322,6 +322,18 @@ describe.runIf(HAVE)("imagemode-ostree vs ostree: same arguments, same checksums
       );
       expect(ostree([`--repo=${r}`, "cat", ra.imageRef, "/usr/bin/c"])).toBe("c\n");
       ostree([`--repo=${r}`, "fsck", "-q"]);
+      // oci-archive: (unpacked to a temp dir by oci-fetch): same image, same merge commit
+      const archive = join(tmp, "image.oci.tar");
+      sh("skopeo", ["copy", `oci:${layout}:v1`, `oci-archive:${archive}:v1`]);
+      const arc = await ours([
+        `--repo=${r}`,
+        "--json",
+        "--progress=none",
+        "import-image",
+        `oci-archive:${archive}:v1`,
+      ]);
+      expect(arc.code).toBe(0);
+      expect(JSON.parse(arc.stdout).commit).toBe(ra.commit);
       if (!reg) {
         if (process.env.CI) throw new Error("docker-registry is required");
         return;
