@@ -29,7 +29,9 @@ import {
   sha256Hex,
   type Xattrs,
 } from "./objects.js";
-import { emptyStats, type OstreeRepo, validateRefName, type WriteStats } from "./repo.js";
+import { validateRefName } from "./refs.js";
+import type { OstreeRepo } from "./repo.js";
+import { emptyStats, type WriteStats } from "./stats.js";
 
 /** How entries are turned into objects (the `ostree commit` flags of the same names). */
 export interface WriteTreeOptions extends OpOptions {

@@ -82,6 +82,8 @@ import {
   readCommitTree,
   show,
 } from "./read.js";
+import { REF_RE, validateRefName } from "./refs.js";
+import type { WriteStats } from "./stats.js";
 
 /** Repository modes. `archive` is written to `config` as `archive-z2`, as `ostree init` does. */
 export type RepoMode = "archive" | "bare" | "bare-user" | "bare-user-only";
@@ -129,30 +131,8 @@ export interface InitOptions extends RepoOptions {
   mode: RepoMode;
 }
 
-/** Counters of one write operation. */
-export interface WriteStats {
-  /** Content objects written (new). */
-  contentWritten: number;
-  /** Content objects already present. */
-  contentExisting: number;
-  /** Metadata objects written (new). */
-  metadataWritten: number;
-  /** Metadata objects already present. */
-  metadataExisting: number;
-  /** Payload bytes hashed (uncompressed). */
-  contentBytes: number;
-}
-
-/** A fresh zeroed {@link WriteStats}. */
-export function emptyStats(): WriteStats {
-  return {
-    contentWritten: 0,
-    contentExisting: 0,
-    metadataWritten: 0,
-    metadataExisting: 0,
-    contentBytes: 0,
-  };
-}
+export { validateRefName } from "./refs.js";
+export { emptyStats, type WriteStats } from "./stats.js";
 
 /** A content object opened for reading. */
 export interface LoadedFile {
@@ -165,22 +145,12 @@ export interface LoadedFile {
   open(): Promise<ByteStream>;
 }
 
-const REF_RE = /^([\w\d][-._\w\d]*\/)*[\w\d][-._\w\d]*$/;
 const MAX_METADATA = 20 * 1024 * 1024;
 /** Archive objects up to this size are read with one read. */
 const SMALL_OBJECT = 64 * 1024;
 /** ...and inflated in memory when their payload is at most this large. */
 const MAX_INFLATE_IN_MEMORY = 4 * 1024 * 1024;
 const OP = "ostree.repo";
-
-/** Checks a ref name against ostree's grammar. */
-export function validateRefName(name: string): void {
-  if (!REF_RE.test(name))
-    throw invalidArgument(`invalid ref name ${JSON.stringify(name)}`, {
-      op: OP,
-      data: { ref: name },
-    });
-}
 
 /** The exact bytes `ostree init` writes to `config`. */
 export function configText(mode: RepoMode): string {
