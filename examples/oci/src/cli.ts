@@ -165,19 +165,29 @@ function progressListener(
 
 async function withTransport<T>(
   ref: string,
-  o: { registry: RegistryOptions; conf: RegistriesConf; create?: boolean; tempDir: string },
+  o: { registry: RegistryOptions; conf: RegistriesConf; create?: boolean },
   f: (t: OpenedTransport) => Promise<T>,
 ): Promise<T> {
-  const t = await openTransport(parseTransportReference(ref), {
-    registry: o.registry,
-    registriesConf: o.conf,
-    tempDir: o.tempDir,
-    ...(o.create ? { create: true } : {}),
-  });
+  const parsed = parseTransportReference(ref);
+  // a temp dir only for unpacking an oci-archive (so a killed copy leaves none behind otherwise)
+  const tempDir =
+    parsed.transport === "oci-archive"
+      ? await mkdtemp(join(tmpdir(), "imagemode-oci-"))
+      : undefined;
   try {
-    return await f(t);
+    const t = await openTransport(parsed, {
+      registry: o.registry,
+      registriesConf: o.conf,
+      ...(tempDir ? { tempDir } : {}),
+      ...(o.create ? { create: true } : {}),
+    });
+    try {
+      return await f(t);
+    } finally {
+      await t.close();
+    }
   } finally {
-    await t.close();
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
   }
 }
 
@@ -226,7 +236,6 @@ async function main(argv: string[]): Promise<void> {
       json = o.json === true;
       const http = new HttpClient();
       const conf = await registriesConf(o.registriesConf);
-      const tempDir = await mkdtemp(join(tmpdir(), "imagemode-oci-"));
       const progress = progressListener(o.progress, json);
       try {
         const srcReg = await registryOptions(
@@ -247,8 +256,8 @@ async function main(argv: string[]): Promise<void> {
             : o.platform
               ? parsePlatform(o.platform)
               : hostPlatform();
-        const result = await withTransport(src, { registry: srcReg, conf, tempDir }, (s) =>
-          withTransport(dst, { registry: dstReg, conf, tempDir, create: true }, (d) =>
+        const result = await withTransport(src, { registry: srcReg, conf }, (s) =>
+          withTransport(dst, { registry: dstReg, conf, create: true }, (d) =>
             copy(
               s.target,
               d.target,
@@ -276,7 +285,6 @@ async function main(argv: string[]): Promise<void> {
       } finally {
         progress.stop();
         await http.close();
-        await rm(tempDir, { recursive: true, force: true });
       }
     });
 
@@ -298,14 +306,13 @@ async function main(argv: string[]): Promise<void> {
     .action(async (ref: string, o) => {
       const http = new HttpClient();
       const conf = await registriesConf(o.registriesConf);
-      const tempDir = await mkdtemp(join(tmpdir(), "imagemode-oci-"));
       try {
         const reg = await registryOptions(
           { tlsVerify: o.tlsVerify, creds: o.creds, certDir: o.certDir },
           http,
           o.authfile,
         );
-        await withTransport(ref, { registry: reg, conf, tempDir }, async (t) => {
+        await withTransport(ref, { registry: reg, conf }, async (t) => {
           const opts = { signal: ac.signal };
           const fetchBytes = async (d: Parameters<typeof t.target.fetch>[0], limit: number) =>
             readAll(await t.target.fetch(d, opts), limit, opts);
@@ -356,7 +363,6 @@ async function main(argv: string[]): Promise<void> {
         });
       } finally {
         await http.close();
-        await rm(tempDir, { recursive: true, force: true });
       }
     });
 

@@ -165,6 +165,29 @@ describe("imagemode-oci (built bin, against docker-registry, checked with skopeo
     );
   });
 
+  it("copies from an oci-archive made by skopeo", async () => {
+    const archive = join(tmp.path, "v1.tar");
+    await sh("skopeo", [
+      "copy",
+      "-q",
+      ...skopeoFlags(reg, "src"),
+      `docker://${reg.host}/os:v1`,
+      `oci-archive:${archive}:v1`,
+    ]);
+    const dir = join(tmp.path, "from-archive");
+    const r = await cli([
+      "copy",
+      "--progress",
+      "none",
+      "--json",
+      `oci-archive:${archive}:v1`,
+      `oci:${dir}:v1`,
+    ]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).digest).toMatch(/^sha256:/);
+    expect(await skopeoRaw(`oci:${dir}:v1`)).toBe(await skopeoRaw(`oci-archive:${archive}:v1`));
+  });
+
   it("inspect agrees with skopeo inspect (--raw, --config, default)", async () => {
     const ref = `docker://${reg.host}/os:v2`;
     const flags = skopeoFlags(reg, "plain");

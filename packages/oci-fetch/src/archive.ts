@@ -44,7 +44,11 @@ export async function openOciArchive(
   const dir = await mkdtemp(join(options.tempDir, "oci-archive-"));
   try {
     // loaded on use: tar-stream costs ~60 ms of start-up that copies between registries and layouts never need
-    const { extract } = await import("tar-stream");
+    // tar-stream is CommonJS: named exports under Node's ESM loader, `default` inside bundles
+    const tar = (await import("tar-stream")) as typeof import("tar-stream") & {
+      default?: typeof import("tar-stream");
+    };
+    const extract = tar.extract ?? tar.default?.extract;
     const ex = extract();
     const input = createReadStream(file);
     input.on("error", (e) => ex.destroy(e));
