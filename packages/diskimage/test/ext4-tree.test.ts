@@ -254,6 +254,39 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     }
   }, 120_000);
 
+  it("htrees hashed with TEA (the other hash e2fsck knows) pass e2fsck too", async () => {
+    const dir = await tempDir("ext4-tea-");
+    try {
+      const entries: TreeEntry[] = [{ path: "t", type: "dir", mode: 0o755, uid: 0, gid: 0 }];
+      for (let i = 0; i < 3000; i++)
+        entries.push({
+          path: `t/${i % 5 === 0 ? "ß-" : "n-"}${i}`,
+          type: "fifo",
+          mode: 0o600,
+          uid: 0,
+          gid: 0,
+        });
+      const img = join(dir.path, "fs.img");
+      await buildImage(img, entries, 32 * 1024 * 1024, { hashVersion: "tea" });
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const { execFileSync } = await import("node:child_process");
+      const dump = execFileSync("dumpe2fs", ["-h", img], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      expect(dump).toMatch(/Default directory hash:\s+tea/);
+      const htree = execFileSync("debugfs", ["-R", "htree_dump /t", img], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        maxBuffer: 64 << 20,
+      });
+      expect(htree).toMatch(/Hash Version: 2/);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it("a directory of 60000 entries gets a two-level htree (dx_root → dx_node → leaves)", async () => {
     const dir = await tempDir("ext4-htree2-");
     try {
