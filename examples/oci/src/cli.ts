@@ -160,7 +160,14 @@ function progressListener(
       b?.update(b.getTotal());
     } else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
   };
-  return { listener: throttleProgress(listener, 100), stop: () => multi.stop() };
+  let stopped = false;
+  return {
+    listener: throttleProgress(listener, 100),
+    stop: () => {
+      if (!stopped) multi.stop();
+      stopped = true;
+    },
+  };
 }
 
 async function withTransport<T>(

@@ -153,13 +153,13 @@ describe("imagemode-oci (built bin, against docker-registry, checked with skopeo
     const r = await cli([
       "copy",
       "--dest-tls-verify=false",
-      "--progress",
-      "none",
-      "--json",
       `oci:${dir}:v2`,
       `docker://${reg.host}/pushed/os:v2`,
     ]);
     expect(r.status).toBe(0);
+    // default progress: bars on stderr (non-TTY rendering), the result on stdout
+    expect(r.stderr).toMatch(/Copying blob [0-9a-f]{12} .*100%/);
+    expect(r.stdout).toMatch(/^layers already present: 0; layers needed: 3 /);
     expect(await skopeoRaw(`docker://${reg.host}/pushed/os:v2`, skopeoFlags(reg, "plain"))).toBe(
       await skopeoRaw(`oci:${dir}:v2`),
     );
