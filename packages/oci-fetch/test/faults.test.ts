@@ -106,6 +106,33 @@ describe("faults through a proxy in front of docker-registry", () => {
       ).toBe(true);
   });
 
+  it("a server that ignores Range (200 with the whole blob) still resumes correctly", async () => {
+    const { repo, dir, layout } = await setup();
+    const pre = parseManifest((await repo.fetchManifest("v1")).bytes);
+    if (pre.kind !== "manifest") throw new Error("manifest expected");
+    const layer = pre.layers[0];
+    if (!layer) throw new Error("no layer");
+    proxy.faults.push({
+      match: (m, p) => m === "GET" && p.endsWith(layer.digest),
+      times: 1,
+      action: { kind: "cut", atFraction: 0.3 },
+    });
+    proxy.faults.push({
+      match: (m, p) => m === "GET" && p.endsWith(layer.digest),
+      times: 1,
+      action: { kind: "ignore-range" },
+    });
+    await copy(repo, layout, "v1", "v1", { concurrency: 1 });
+    const resumed = proxy.log.filter((l) => l.path.endsWith(layer.digest));
+    expect(resumed.map((l) => l.status)).toEqual([200, 200]);
+    expect(resumed[1]?.range).toMatch(/^bytes=\d+-$/);
+    expect(
+      (await readFile(join(dir, "blobs/sha256", layer.digest.slice(7)))).equals(
+        await registryBlob(layer.digest),
+      ),
+    ).toBe(true);
+  });
+
   it("500 then success is retried with backoff", async () => {
     const { repo, layout } = await setup();
     proxy.faults.push({

@@ -5,6 +5,7 @@ import http from "node:http";
 export type FaultAction =
   | { kind: "cut"; atFraction?: number }
   | { kind: "corrupt" }
+  | { kind: "ignore-range" }
   | { kind: "status"; status: number; headers?: Record<string, string>; body?: string }
   | { kind: "body"; status: number; headers: Record<string, string>; size: number };
 
@@ -117,6 +118,7 @@ export async function startProxy(
     }
     const headers = { ...req.headers };
     if (opts.bearer) delete headers.authorization;
+    if (action?.kind === "ignore-range") delete headers.range;
     const upReq = http.request(
       { host: up.hostname, port: up.port, method, path, headers },
       (upRes) => {
