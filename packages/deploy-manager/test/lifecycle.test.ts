@@ -108,6 +108,20 @@ describe("lifecycle", () => {
     s = await openSysroot(root(), { booted });
     expect(s.deployments.map((d) => d.checksum)).toEqual([commits.v2, commits.v1]);
     await assertBootable(root());
+    // the booted deployment from a kernel command line: its ostree= resolved in the sysroot
+    const cmdline = `BOOT_IMAGE=/vmlinuz ${s.deployments[1]!.kargs} quiet`;
+    const viaCmdline = await openSysroot(root(), { booted: { cmdline } });
+    expect(viaCmdline.booted?.name).toBe(s.deployments[1]!.name);
+    await expect(
+      openSysroot(root(), {
+        booted: { cmdline: "root=/dev/sda ostree=/ostree/boot.1/testos/x/0" },
+      }),
+    ).rejects.toMatchObject({ code: "INVALID_STATE" });
+    await expect(
+      openSysroot(root(), { booted: { cmdline: "root=/dev/sda" } }),
+    ).rejects.toMatchObject({
+      code: "INVALID_STATE",
+    });
   });
 
   it("a pinned deployment survives deploy + cleanup; unpin + undeploy removes it", async () => {
