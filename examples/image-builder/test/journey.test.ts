@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import {
   bootDisk,
+  buildFixtureImage,
   pushFixture,
   type Registry,
   requireTool,
@@ -172,4 +173,80 @@ describe("imagemode-build, unprivileged, from a TLS + htpasswd registry", () => 
       expect(log).toContain("IMAGEMODE-DONE");
     }, 200_000);
   }
+
+  it("raw, vmdk and vhd with an xfs root from an oci: layout, as uid 65534; qemu-img and sgdisk accept them", async () => {
+    const fixture = await buildFixtureImage();
+    const src = join(work.path, "layout");
+    await pexec("cp", ["-r", fixture.layoutDir, src]);
+    await pexec("chmod", ["-R", "a+rwX", src]);
+    const out2 = join(work.path, "out-xfs");
+    await mkdir(out2, { mode: 0o777 });
+    await chmod(out2, 0o777);
+    const r = await asNobody([
+      ...["--type", "raw", "--type", "vmdk", "--type", "vhd", "--rootfs", "xfs", "--size", "3GiB"],
+      ...["--output", out2, "--cache", join(work.path, "home/cache"), "--progress", "jsonl"],
+      `oci:${src}:v1`,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/root\s+xfs\s+root/);
+    // --progress jsonl: one JSON object per line on stderr
+    const events = r.stderr
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string });
+    expect(events.some((e) => e.type === "step")).toBe(true);
+    const vmdk = await pexec("qemu-img", ["check", join(out2, "vmdk/disk.vmdk")]);
+    expect(vmdk.stdout).toContain("No errors were found on the image.");
+    for (const [file, format] of [
+      ["image/disk.raw", "raw"],
+      ["vpc/disk.vhd", "vpc"],
+      ["vmdk/disk.vmdk", "vmdk"],
+    ] as const) {
+      const manifest = JSON.parse(await readFile(join(out2, "manifest-raw.json"), "utf8"));
+      const info = JSON.parse(
+        (await pexec("qemu-img", ["info", "-f", format, "--output=json", join(out2, file)])).stdout,
+      );
+      expect(info.format).toBe(format);
+      // --size is a minimum: bootc-image-builder's table needs 1 MiB + 501 MiB + 1 GiB + 2 GiB
+      expect(info["virtual-size"]).toBe(manifest.disk.size);
+      expect(info["virtual-size"]).toBeGreaterThanOrEqual(3 * 1024 ** 3);
+    }
+    const sg = await pexec("sgdisk", ["-v", join(out2, "image/disk.raw")]);
+    expect(sg.stdout).toContain("No problems found");
+    const repair = await pexec("sh", [
+      "-c",
+      `qemu-img convert -f vpc -O raw ${join(out2, "vpc/disk.vhd")} ${join(work.path, "vhd.raw")} && cmp ${join(work.path, "vhd.raw")} ${join(out2, "image/disk.raw")} && echo same`,
+    ]);
+    expect(repair.stdout).toContain("same");
+    for (const t of ["raw", "vmdk", "vhd"])
+      expect(JSON.parse(await readFile(join(out2, `manifest-${t}.json`), "utf8")).rootfs).toBe(
+        "xfs",
+      );
+  }, 240_000);
+
+  it("refuses an image without containers.bootc / ostree.bootable with bootc-image-builder's message", async () => {
+    const src = join(work.path, "layout");
+    await pexec("umoci", [
+      "config",
+      "--image",
+      `${src}:v1`,
+      "--tag",
+      "plain",
+      "--clear=config.labels",
+    ]);
+    await pexec("chmod", ["-R", "a+rwX", src]);
+    const out3 = join(work.path, "out-plain");
+    await mkdir(out3, { mode: 0o777 });
+    await chmod(out3, 0o777);
+    const r = await asNobody([
+      "--output",
+      out3,
+      "--cache",
+      join(work.path, "home/cache"),
+      `oci:${src}:plain`,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`image oci:${src}:plain is not a bootc image`);
+    expect(await pexec("ls", ["-A", out3]).then((x) => x.stdout.trim())).toBe("");
+  }, 60_000);
 });
