@@ -147,7 +147,21 @@ describe("imagemode-bootc", () => {
     expect(check.stdout).toContain(`Update available for: ${latest}`);
     const st = JSON.parse((await bootc([...g(), "status", "--format", "json"])).stdout);
     expect(st.status.booted.cachedUpdate.version).toBe("2");
-    const up = await bootc([...g(), "update", "--apply", "--tls-verify=false"]);
+    const up = await bootc([
+      "--sysroot",
+      root,
+      "--progress",
+      "jsonl",
+      "update",
+      "--apply",
+      "--tls-verify=false",
+    ]);
+    const events = up.stderr
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; task: string });
+    expect(events.some((e) => e.type === "start" && e.task === "ostree.import.layer")).toBe(true);
+    expect(events.some((e) => e.task === "deploy.upgrade" && e.type === "step")).toBe(true);
     expect(up.code).toBe(0);
     expect(up.stdout).toMatch(/^layers already present: 3; layers needed: 1 \(\d+ bytes\)$/m);
     expect(up.stdout).toContain(`Queued for next boot: ${latest}`);
@@ -155,6 +169,11 @@ describe("imagemode-bootc", () => {
     const st2 = JSON.parse((await bootc([...g(), "--json", "status"])).stdout);
     expect(st2.status.booted.image.version).toBe("2");
     expect(st2.status.rollback.image.version).toBe("1");
+    const only = JSON.parse(
+      (await bootc([...g(), "status", "--format", "json", "--booted"])).stdout,
+    );
+    expect(only.status.rollback).toBeNull();
+    expect(only.status.booted.image.version).toBe("2");
     expect(await adminStatus(root)).toHaveLength(2);
   });
 
