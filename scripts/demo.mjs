@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // imagemode demo (`pnpm demo`, after scripts/setup): builds the fixture bootable OS image with
 // umoci, starts a private TLS + htpasswd registry, pushes v1 and v2, shows that they share all
-// layers but one, and boots the fixture kernel + initramfs + rootfs in QEMU, printing the
-// serial console. Exits non-zero when any step fails.
+// layers but one, converts v1 into a qcow2 with `imagemode-build` and a sample config.toml
+// (a user and a kernel argument), and boots that disk under UEFI in QEMU, printing the serial
+// console. Exits non-zero when any step fails.
 import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -101,41 +102,65 @@ async function main() {
     if (v1.Digest !== image.manifestDigests.v1 || v2.Digest !== image.manifestDigests.v2)
       throw new Error("pushed digests differ from the layout's");
     if (added.length !== 1) throw new Error("v2 should add exactly one layer");
+
+    step(5, "Converting v1 into a qcow2 with imagemode-build and a config.toml (no root needed)");
+    const work = await mkdtemp(join(tmpdir(), "imagemode-demo-"));
+    try {
+      const builder = join(repoRoot, "examples", "image-builder");
+      const tsup = spawnSync("pnpm", ["exec", "tsup", "--silent"], {
+        cwd: builder,
+        stdio: "inherit",
+      });
+      if (tsup.status !== 0) throw new Error("building imagemode-build failed");
+      const config = join(work, "config.toml");
+      writeFileSync(
+        config,
+        [
+          "[[customizations.user]]",
+          'name = "cloud-user"',
+          'password = "imagemode"',
+          'key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlbW9kZW1vZGVtb2RlbW9kZW1vZGVtb2RlbW9kZW1v demo@imagemode"',
+          'groups = ["wheel"]',
+          "",
+          "[customizations.kernel]",
+          'append = "imagemode.demo=1"',
+          "",
+        ].join("\n"),
+      );
+      const auth = join(work, "auth.json");
+      const basic = Buffer.from(`${reg.username}:${reg.password}`).toString("base64");
+      writeFileSync(auth, JSON.stringify({ auths: { [reg.host]: { auth: basic } } }));
+      const args = [
+        join(builder, "bin", "imagemode-build.js"),
+        ...["--type", "qcow2", "--rootfs", "ext4", "--config", config],
+        ...["--output", join(work, "output"), "--cache", join(work, "cache")],
+        ...["--authfile", auth, "--cert-dir", reg.certDir, "--karg", "no_timer_check"],
+        `docker://${refs.v1}`,
+      ];
+      info(`imagemode-build --type qcow2 --rootfs ext4 --config config.toml docker://${refs.v1}`);
+      const b = spawnSync(process.execPath, args, { encoding: "utf8" });
+      for (const line of `${b.stderr}${b.stdout}`.split("\n"))
+        if (line.trim()) info(`\x1b[2m|\x1b[0m ${line}`);
+      if (b.status !== 0) throw new Error("imagemode-build failed");
+
+      step(6, "Booting output/qcow2/disk.qcow2 under UEFI in QEMU (TCG); serial console:");
+      const { durationMs } = await tk.bootDisk(join(work, "output", "qcow2", "disk.qcow2"), {
+        firmware: "uefi",
+        timeoutMs: 180_000,
+        expect: "IMAGEMODE-DONE",
+        onConsole: (line) => {
+          if (line.trim()) console.log(`      \x1b[2m|\x1b[0m ${line}`);
+        },
+      });
+      info(
+        `booted the ostree deployment, ran /sbin/init and powered off in ${(durationMs / 1000).toFixed(1)} s`,
+      );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   } finally {
     await reg.stop();
     info("registry stopped");
-  }
-
-  step(5, "Making a root disk from the v1 rootfs (mkfs.ext4 -d, no mounts, no loop devices)");
-  const work = await mkdtemp(join(tmpdir(), "imagemode-demo-"));
-  try {
-    const disk = join(work, "root.img");
-    const uuid = "5d0e2c1a-9b8f-4e7d-a6c5-b4a3f2e1d0c9";
-    spawnSync("truncate", ["-s", "256M", disk], { stdio: "inherit" });
-    const mk = spawnSync(
-      "mkfs.ext4",
-      ["-q", "-F", "-U", uuid, "-d", await image.rootfsDir("v1"), disk],
-      { stdio: "inherit" },
-    );
-    if (mk.status !== 0) throw new Error("mkfs.ext4 failed");
-    info(disk);
-
-    step(6, "Booting the fixture kernel + initramfs + that disk in QEMU (TCG); serial console:");
-    const rootfs = await image.rootfsDir("v1");
-    const mod = join(rootfs, "usr", "lib", "modules", image.kver);
-    const { durationMs } = await tk.bootKernel({
-      kernel: join(mod, "vmlinuz"),
-      initrd: join(mod, "initramfs.img"),
-      append: `root=UUID=${uuid} rw quiet`,
-      drives: [disk],
-      timeoutMs: 120_000,
-      onConsole: (line) => {
-        if (line.trim()) console.log(`      \x1b[2m|\x1b[0m ${line}`);
-      },
-    });
-    info(`booted, ran /sbin/init and powered off in ${(durationMs / 1000).toFixed(1)} s`);
-  } finally {
-    await rm(work, { recursive: true, force: true });
   }
   console.log(`\n\x1b[32mdemo OK\x1b[0m in ${secs(t0)}`);
 }
