@@ -254,6 +254,42 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
     }
   }, 120_000);
 
+  it("inodes with the same large xattrs share one xattr block (h_refcount)", async () => {
+    const dir = await tempDir("ext4-xshare-");
+    try {
+      const big = new Uint8Array(300).fill(7);
+      const entries: TreeEntry[] = [];
+      for (let i = 0; i < 40; i++) {
+        const x = new Map([
+          ["user.big", i < 30 ? big : new Uint8Array(300).fill(i)],
+          ["security.selinux", new TextEncoder().encode("system_u:object_r:usr_t:s0")],
+        ]);
+        entries.push({ path: `f${i}`, type: "fifo", mode: 0o644, uid: 0, gid: 0, xattrs: x });
+      }
+      const img = join(dir.path, "fs.img");
+      await buildImage(img, entries, 16 * 1024 * 1024);
+      const fsck = await e2fsck(img);
+      expect(fsck.status, fsck.output).toBe(0);
+      const seen = await readImage(img);
+      const expected = await expectedFromEntries(entries);
+      comparable(seen, expected);
+      seen.delete(".");
+      expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(expected));
+      const { execFileSync } = await import("node:child_process");
+      const acl = (p: string) =>
+        /File ACL: (\d+)/.exec(
+          execFileSync("debugfs", ["-R", `stat /${p}`, img], {
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "ignore"],
+          }),
+        )?.[1];
+      expect(acl("f0")).toBe(acl("f29"));
+      expect(acl("f30")).not.toBe(acl("f0"));
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it("htrees hashed with TEA (the other hash e2fsck knows) pass e2fsck too", async () => {
     const dir = await tempDir("ext4-tea-");
     try {

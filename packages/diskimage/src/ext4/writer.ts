@@ -49,6 +49,8 @@ import {
 } from "./xattr.js";
 
 const OP = "diskimage.ext4";
+/** Most inodes sharing one xattr block (the kernel's `EXT4_XATTR_REFCOUNT_MAX`). */
+const XATTR_REFCOUNT_MAX = 1024;
 
 /** Options of {@link writeExt4}. */
 export interface WriteExt4Options extends OpOptions {
@@ -618,6 +620,9 @@ export async function writeExt4(
     await finishExtents(n);
   }
   // slow symlinks and xattr blocks
+  // only the records are kept; blocks are encoded again when written (memory per block: none)
+  const sharedXattrs = new Map<string, { block: number; records: XattrRecord[]; users: number }>();
+  const xattrBlocks: { block: number; records: XattrRecord[]; users: number }[] = [];
   for (const n of nodes) {
     if (n.type === "symlink" && (n.target as Uint8Array).length >= 60) {
       n.extents = allocExtents(1);
@@ -633,15 +638,24 @@ export async function writeExt4(
           { op: OP, data: { path: n.path } },
         );
       }
-      const blk = encodeXattrBlock(n.xattrs, bs);
-      n.xattrBlock = allocOne();
-      new DataView(blk.buffer).setUint32(
-        0x10,
-        xattrBlockChecksum(blk, n.xattrBlock, csumSeed),
-        true,
-      );
-      await writer.put(n.xattrBlock, blk);
+      // identical xattr blocks are shared (h_refcount), as mke2fs and the kernel do
+      const key = createHash("sha256").update(encodeXattrBlock(n.xattrs, bs)).digest("hex");
+      let share = sharedXattrs.get(key);
+      if (!share || share.users >= XATTR_REFCOUNT_MAX) {
+        share = { block: allocOne(), records: n.xattrs, users: 0 };
+        sharedXattrs.set(key, share);
+        xattrBlocks.push(share);
+      }
+      share.users++;
+      n.xattrBlock = share.block;
     }
+  }
+  for (const x of xattrBlocks) {
+    const data = encodeXattrBlock(x.records, bs);
+    const dv = new DataView(data.buffer);
+    dv.setUint32(4, x.users, true); // h_refcount
+    dv.setUint32(0x10, xattrBlockChecksum(data, x.block, csumSeed), true);
+    await writer.put(x.block, data);
   }
   await writer.flush();
 
