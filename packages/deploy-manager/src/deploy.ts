@@ -5,7 +5,7 @@
  * deployment now and leaves the `/etc` merge and the swap to {@link finalizeStaged}.
  */
 import { join } from "node:path";
-import { KernelArgs } from "@imagemode/bootloader";
+import { type GrubConfigOptions, KernelArgs } from "@imagemode/bootloader";
 import {
   ImageModeError,
   invalidArgument,
@@ -63,6 +63,8 @@ export interface DeployOptions extends OpOptions {
   retain?: boolean;
   /** Stage: write the deployment now, finalize (merge /etc, swap) later. */
   stage?: boolean;
+  /** Write `loader.N/grub.cfg` too (default: when the live loader directory has one). */
+  grub?: GrubConfigOptions | false;
 }
 
 /** A planned deployment; plain data. */
@@ -183,7 +185,10 @@ export async function planDeploy(sysroot: Sysroot, options: DeployOptions): Prom
   const kept = retainedDeployments(sysroot, stateroot, merge, options.retain);
   const write = stage
     ? null
-    : planWriteDeployments(sysroot, [item, ...kept.map(listItemOf)], { kernels: [kernel] });
+    : planWriteDeployments(sysroot, [item, ...kept.map(listItemOf)], {
+        kernels: [kernel],
+        ...(options.grub !== undefined ? { grub: options.grub } : {}),
+      });
   const kernelPresent = await exists(
     fs,
     join(sysroot.root, "boot/ostree", `${stateroot}-${info.kernel.bootcsum}`),

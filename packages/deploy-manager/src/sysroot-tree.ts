@@ -5,6 +5,7 @@
  * stateroot `/var`, and `/boot` with kernel, initramfs and BLS entries. Same paths, types,
  * modes and link structure as {@link applyDeployPlan} writes into an empty directory.
  */
+import type { GrubConfigOptions } from "@imagemode/bootloader";
 import { compareNames, type FileTree, invalidArgument, type TreeEntry } from "@imagemode/core";
 import { configText, listObjects, type OstreeRepo, S_IFLNK, S_IFMT } from "@imagemode/ostree-store";
 import type { DeployPlan } from "./deploy.js";
@@ -34,12 +35,15 @@ export async function planFreshSysroot(options: {
   stateroot: string;
   origin: Origin;
   kargs?: string[];
+  /** Also write `boot/loader.N/grub.cfg`. */
+  grub?: GrubConfigOptions;
 }): Promise<DeployPlan> {
   const empty: Sysroot = {
     root: "/",
     bootversion: 0,
     subbootversion: 0,
     subbootversions: [0, 0],
+    loaderFiles: [],
     deployments: [],
     booted: null,
     staged: null,
@@ -54,6 +58,7 @@ export async function planFreshSysroot(options: {
     origin: options.origin,
     kargs: options.kargs ?? [],
     mergeDeployment: null,
+    ...(options.grub ? { grub: options.grub } : {}),
   });
 }
 
@@ -116,6 +121,7 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
   out.push(symlink("boot/boot", "."), symlink("boot/loader", `loader.${bv}`));
   out.push(dir(`boot/loader.${bv}`), dir(`boot/loader.${bv}/entries`));
   for (const e of w.entries) out.push(textFile(`boot/loader.${bv}/entries/${e.fileName}`, e.text));
+  for (const f of w.loaderFiles) out.push(textFile(`boot/loader.${bv}/${f.path}`, f.text));
   out.push(dir("boot/ostree"));
   const k = plan.kernel;
   const kdir = `boot/ostree/${os}-${k.bootcsum}`;

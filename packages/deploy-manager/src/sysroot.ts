@@ -68,6 +68,8 @@ export interface Sysroot {
   deployments: Deployment[];
   booted: Deployment | null;
   staged: Deployment | null;
+  /** Files of the live `boot/loader.N/` besides `entries` (e.g. `grub.cfg`). */
+  loaderFiles: string[];
   /** Every directory under `ostree/deploy`. */
   stateroots: string[];
   /** Where the staged-deployment record lives (`<runDir>/imagemode/staged-deployment.json`). */
@@ -223,6 +225,11 @@ export async function openSysroot(
   ];
   const subbootversion = subbootversions[bootversion];
   const entries = await readOstreeEntries(bootDir, { fs: bootFs, bootversion });
+  const loaderFiles = (
+    await fs.readdir(join(bootDir, `loader.${bootversion}`)).catch(() => [] as string[])
+  )
+    .filter((n) => n !== "entries")
+    .sort();
   const stateroots = (await fs.readdir(join(root, "ostree/deploy")).catch(() => [] as string[]))
     .filter((n) => !n.startsWith("."))
     .sort();
@@ -326,6 +333,7 @@ export async function openSysroot(
     bootversion,
     subbootversion,
     subbootversions,
+    loaderFiles,
     deployments,
     booted,
     staged,

@@ -9,10 +9,12 @@ import { join } from "node:path";
 import {
   applyBootSwap,
   type BootVersion,
+  type GrubConfigOptions,
   KernelArgs,
   parseBlsEntry,
   planBootSwap,
   planOstreeEntries,
+  renderGrubConfig,
   serializeBlsEntry,
 } from "@imagemode/bootloader";
 import { type OpOptions, throwIfAborted, toImageModeError } from "@imagemode/core";
@@ -64,6 +66,8 @@ export interface WritePlan {
   list: DeploymentListItem[];
   /** BLS entries of `boot/loader.<new>/entries` (empty without a bootconfig swap). */
   entries: { fileName: string; text: string }[];
+  /** Other files of `boot/loader.<new>/` (`grub.cfg` when a GRUB config is kept there). */
+  loaderFiles: { path: string; text: string }[];
   /** Symlinks of the new farm, paths relative to the sysroot. */
   bootlinks: { path: string; target: string }[];
   /** `ostree/<v>/<sub>/<index>` refs. */
@@ -102,7 +106,16 @@ function kargsWithoutOstree(kargs: string): string {
 export function planWriteDeployments(
   sysroot: Sysroot,
   list: readonly DeploymentListItem[],
-  options: { kernels?: KernelInstall[]; removeStagedRecord?: boolean } = {},
+  options: {
+    kernels?: KernelInstall[];
+    removeStagedRecord?: boolean;
+    /**
+     * Also write `loader.N/grub.cfg` (a menu of the entries, as ostree's grub2 backend keeps
+     * next to them; reached through `grub2/grub.cfg -> ../loader/grub.cfg`). Default: when the
+     * live loader directory has a `grub.cfg`, one is written with default options.
+     */
+    grub?: GrubConfigOptions | false;
+  } = {},
 ): WritePlan {
   const current = sysroot.deployments.filter((d) => !d.staged);
   const same =
@@ -124,7 +137,7 @@ export function planWriteDeployments(
     : sysroot.subbootversions[newBootversion] === 0
       ? 1
       : 0;
-  const entries = same
+  const blsEntries = same
     ? []
     : planOstreeEntries(
         list.map((d) => ({
@@ -137,7 +150,16 @@ export function planWriteDeployments(
           hasInitramfs: d.hasInitramfs,
         })),
         { bootversion: newBootversion },
-      ).map((e) => ({ fileName: e.fileName, text: serializeBlsEntry(e) }));
+      );
+  const entries = blsEntries.map((e) => ({ fileName: e.fileName, text: serializeBlsEntry(e) }));
+  const grub =
+    options.grub === false
+      ? null
+      : (options.grub ?? (sysroot.loaderFiles.includes("grub.cfg") ? {} : null));
+  const loaderFiles =
+    grub && !same
+      ? [{ path: "grub.cfg", text: renderGrubConfig(blsEntries, { keepOrder: true, ...grub }) }]
+      : [];
   const farm = `ostree/boot.${newBootversion}.${newSubbootversion}`;
   const serials = new Map<string, number>();
   const bootlinks = list.map((d) => {
@@ -158,6 +180,7 @@ export function planWriteDeployments(
     bootconfigSwap: !same,
     list: [...list],
     entries,
+    loaderFiles,
     bootlinks,
     refs: list.map((d, i) => ({
       name: `ostree/${newBootversion}/${newSubbootversion}/${i}`,
@@ -253,11 +276,16 @@ export async function applyWritePlan(plan: WritePlan, options: ApplyOptions): Pr
     await fsyncPath(fs, join(root, "ostree"));
     if (plan.bootconfigSwap) {
       const entries = plan.entries.map((e) => parseBlsEntry(e.text, e.fileName));
-      await applyBootSwap(join(root, "boot"), planBootSwap(plan.currentBootversion, entries), {
-        fs: bootFsOf(fs),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      });
+      const extra = plan.loaderFiles.map((f) => ({ path: f.path, content: f.text }));
+      await applyBootSwap(
+        join(root, "boot"),
+        planBootSwap(plan.currentBootversion, entries, extra),
+        {
+          fs: bootFsOf(fs),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        },
+      );
     }
     // the live configuration is the new one from here on
     if (plan.removeStagedRecord) await fs.rm(stagedRecordPath(plan.runDir), { force: true });

@@ -16,6 +16,7 @@ const emptySysroot = (v: 0 | 1): Sysroot => ({
   bootversion: v,
   subbootversion: 0,
   subbootversions: [0, 0],
+  loaderFiles: [],
   deployments: [],
   booted: null,
   staged: null,

@@ -213,7 +213,7 @@ describe("crash safety", () => {
     expect(total).toBeGreaterThan(opts.minOps ?? 10);
     // every K would take minutes: a stride over 0..N, plus every K around the atomic switches
     const ks = new Set<number>();
-    const stride = Math.max(1, Math.ceil(total / 16));
+    const stride = Math.max(1, Math.ceil(total / 12));
     for (let k = 0; k < total; k += stride) ks.add(k);
     counter.log.forEach((op, i) => {
       if (/^rename .*\/(boot\/loader|ostree\/boot\.[01])\.tmp /.test(op))
