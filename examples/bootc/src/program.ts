@@ -9,8 +9,10 @@
  *   imagemode-bootc --sysroot /mnt rollback | pin 1 | unpin 1 | undeploy 1 | cleanup
  *   imagemode-bootc --sysroot /mnt kargs --append quiet --delete rhgb
  */
+import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import {
   exitCodeFor,
   ImageModeError,
@@ -67,6 +69,18 @@ interface RegistryFlags {
 }
 
 const out = (s: string) => process.stdout.write(s);
+
+const run = promisify(execFile);
+
+/** `chattr +i` / `-i` on a deployment root, as ostree does; file systems without it are skipped. */
+const immutable = {
+  setImmutable: async (path: string) => {
+    await run("chattr", ["+i", path]).catch(() => undefined);
+  },
+  clearImmutable: async (path: string) => {
+    await run("chattr", ["-i", path]).catch(() => undefined);
+  },
+};
 
 function bool(v: string): boolean {
   if (v === "true" || v === "1" || v === "yes") return true;
@@ -202,6 +216,7 @@ export function buildProgram(): Command {
           image,
           stateroot: o.stateroot,
           kargs: o.karg,
+          setImmutable: immutable.setImmutable,
           ...(progress.listener ? { onProgress: progress.listener } : {}),
         });
         progress.stop();
@@ -256,6 +271,7 @@ export function buildProgram(): Command {
     try {
       const common = {
         repo,
+        ...immutable,
         source: src.target,
         sourceRef: src.reference,
         ...(o.check ? { check: true } : {}),
@@ -268,7 +284,7 @@ export function buildProgram(): Command {
     }
     const lines = [...r.messages];
     if (o.apply && r.outcome === "queued") {
-      const f = await finalizeStaged(await open(g), { repo });
+      const f = await finalizeStaged(await open(g), { repo, ...immutable });
       lines.push(...(f?.messages ?? []), "Finalized; reboot to boot the new deployment.");
     }
     print(g, r, lines);
@@ -315,7 +331,7 @@ export function buildProgram(): Command {
   const repoOf = async (s: Sysroot) => openSysrootRepo(s.root);
 
   simple("rollback", "boot the rollback deployment next (again: revert)", async (s) =>
-    rollback(s, { repo: await repoOf(s) }),
+    rollback(s, { repo: await repoOf(s), ...immutable }),
   );
   simple(
     "pin",
@@ -332,7 +348,7 @@ export function buildProgram(): Command {
   simple(
     "undeploy",
     "remove a deployment",
-    async (s, _g, n) => undeploy(s, n as number, { repo: await repoOf(s) }),
+    async (s, _g, n) => undeploy(s, n as number, { repo: await repoOf(s), ...immutable }),
     true,
   );
   simple(
@@ -352,7 +368,7 @@ export function buildProgram(): Command {
     "finalize-staged",
     "finalize a staged deployment now (/etc merge, boot swap)",
     async (s) => {
-      const r = await finalizeStaged(s, { repo: await repoOf(s) });
+      const r = await finalizeStaged(s, { repo: await repoOf(s), ...immutable });
       return r ? r.messages : ["No staged deployment."];
     },
   );

@@ -4,7 +4,7 @@
  * rollback twice, pin/unpin/undeploy, kargs, cleanup; `ostree admin status` reads every result.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   ostreeCli,
@@ -101,6 +101,15 @@ describe("imagemode-bootc", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Installed: docker://${latest}`);
     expect(await adminStatus(root)).toHaveLength(1);
+    // the deployment root is immutable, as ostree leaves it
+    const dep = (await readdir(join(root, "ostree/deploy/fixture/deploy"))).find(
+      (n) => !n.endsWith(".origin"),
+    )!;
+    expect(
+      execFileSync("lsattr", ["-d", join(root, "ostree/deploy/fixture/deploy", dep)], {
+        encoding: "utf8",
+      }),
+    ).toMatch(/^\S*i\S* /);
     const again = await bootc([
       ...g(),
       "install",

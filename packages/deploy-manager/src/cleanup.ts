@@ -34,15 +34,9 @@ async function rmTree(
   path: string,
   clearImmutable?: (path: string) => Promise<void>,
 ): Promise<void> {
-  try {
-    await fs.rm(path, { recursive: true, force: true });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if ((code === "EPERM" || code === "EACCES") && clearImmutable) {
-      await clearImmutable(path);
-      await fs.rm(path, { recursive: true, force: true });
-    } else throw e;
-  }
+  // a deployment root may be immutable (ostree sets +i): clear it first when we can
+  if (clearImmutable && !path.endsWith(".origin")) await clearImmutable(path);
+  await fs.rm(path, { recursive: true, force: true });
 }
 
 /** Runs cleanup on a sysroot (re-reading it first). */

@@ -222,6 +222,11 @@ export interface ApplyDeployOptions extends OpOptions {
   cleanup?: boolean;
   /** Clears the immutable attribute of a path ostree made `chattr +i` (used by cleanup). */
   clearImmutable?: (path: string) => Promise<void>;
+  /**
+   * Makes a finished deployment root immutable (`chattr +i`, as ostree does); needs an ioctl,
+   * so it is injected (the CLI runs `chattr`). Default: none.
+   */
+  setImmutable?: (path: string) => Promise<void>;
 }
 
 /** Throws `HOST` (ENOSPC) when the file system holding `path` has less than `bytes` available. */
@@ -319,6 +324,7 @@ export async function applyDeployPlan(
     if (!(await exists(fs, join(varDir, ".ostree-selabeled"))))
       await writeFileAtomic(fs, join(varDir, ".ostree-selabeled"), "");
     await writeFileAtomic(fs, `${dir}.origin`, plan.originText);
+    if (!plan.stage && options.setImmutable) await options.setImmutable(dir);
     if (plan.stage) {
       const k = plan.kernel;
       const record: StagedRecord = {
@@ -392,6 +398,7 @@ export async function finalizeStaged(
     const merge = mergeDeploymentOf(sysroot, staged.stateroot);
     await resetEtc(fs, dir);
     if (merge) messages.push(await mergeEtc(root, merge, dir));
+    if (options.setImmutable) await options.setImmutable(dir);
     const kept = retainedDeployments(sysroot, staged.stateroot, merge, options.retain);
     const write = planWriteDeployments(sysroot, [listItemOf(staged), ...kept.map(listItemOf)], {
       kernels: [],

@@ -24,6 +24,8 @@ export interface InstallOptions extends OpOptions {
   stateroot?: string;
   /** Kernel arguments before the image's kargs.d (`root=…`, `rw`, `--karg`). */
   kargs?: string[];
+  /** Makes the deployment root immutable (see `ApplyDeployOptions.setImmutable`). */
+  setImmutable?: (path: string) => Promise<void>;
 }
 
 /** The result of {@link installToSysroot}. */
@@ -65,7 +67,11 @@ export async function installToSysroot(
     kargs: options.kargs ?? [],
     mergeDeployment: null,
   });
-  const r = await applyDeployPlan(plan, { repo, fs });
+  const r = await applyDeployPlan(plan, {
+    repo,
+    fs,
+    ...(options.setImmutable ? { setImmutable: options.setImmutable } : {}),
+  });
   return {
     commit: imported.commit,
     manifestDigest: imported.manifestDigest,

@@ -39,6 +39,9 @@ export interface UpgradeOptions extends OpOptions {
   architecture?: string;
   /** Keep every existing deployment. */
   retain?: boolean;
+  /** `chattr +i` / `-i` hooks (see `ApplyDeployOptions`). */
+  setImmutable?: (path: string) => Promise<void>;
+  clearImmutable?: (path: string) => Promise<void>;
 }
 
 /** What an upgrade or switch did. */
@@ -197,6 +200,8 @@ async function update(
   const applied = await applyDeployPlan(dplan, {
     repo,
     fs,
+    ...(options.setImmutable ? { setImmutable: options.setImmutable } : {}),
+    ...(options.clearImmutable ? { clearImmutable: options.clearImmutable } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
