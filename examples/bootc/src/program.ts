@@ -10,7 +10,8 @@
  *   imagemode-bootc --sysroot /mnt kargs --append quiet --delete rhgb
  */
 import { execFile } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import {
@@ -156,10 +157,26 @@ async function openSource(image: ImageReference, flags: RegistryFlags) {
   const ca = flags.certDir
     ? await readFile(join(flags.certDir, "ca.crt")).catch(() => undefined)
     : undefined;
-  const opened = await openTransport(ref, {
-    registry: { ...(flags.tlsVerify ? {} : { insecure: true }), ...(ca ? { tls: { ca } } : {}) },
-  });
-  return { ...opened, reference: opened.reference || "latest" };
+  // oci-archive: is unpacked into a temp dir of our own, removed on close
+  const tempDir =
+    ref.transport === "oci-archive" ? await mkdtemp(join(tmpdir(), "imagemode-bootc-")) : undefined;
+  try {
+    const opened = await openTransport(ref, {
+      registry: { ...(flags.tlsVerify ? {} : { insecure: true }), ...(ca ? { tls: { ca } } : {}) },
+      ...(tempDir ? { tempDir } : {}),
+    });
+    return {
+      ...opened,
+      reference: opened.reference || "latest",
+      close: async () => {
+        await opened.close();
+        if (tempDir) await rm(tempDir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 function print(g: Global, data: unknown, lines: string[]): void {

@@ -4,9 +4,10 @@
  * rollback twice, pin/unpin/undeploy, kargs, cleanup; `ostree admin status` reads every result.
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  buildFixtureImage,
   ostreeCli,
   pushFixture,
   type Registry,
@@ -207,5 +208,30 @@ describe("imagemode-bootc", () => {
     expect(await adminStatus(root)).toEqual([before[0]]);
     expect((await bootc([...g(), "cleanup"])).code).toBe(0);
     await ostreeCli.run(["fsck", `--repo=${join(root, "ostree/repo")}`]);
+  });
+
+  it("switch to an oci-archive: (offline) — nothing to fetch, origin rewritten", async () => {
+    const fixture = await buildFixtureImage();
+    const archive = join(tmp.path, "fixture.tar");
+    execFileSync("tar", ["-C", fixture.layoutDir, "-cf", archive, "."]);
+    const r = await bootc([...g(), "switch", `oci-archive:${archive}:v1`, "--apply"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^layers already present: 3; layers needed: 0 \(0 bytes\)$/m);
+    expect(r.stdout).toContain(`Queued for next boot: oci-archive:${archive}:v1`);
+    const st = JSON.parse((await bootc([...g(), "status", "--format", "json"])).stdout);
+    expect(st.spec.image).toEqual({
+      image: `${archive}:v1`,
+      transport: "oci-archive",
+      signature: "insecure",
+    });
+    const dep = st.status.booted.ostree;
+    expect(
+      await readFile(
+        join(root, "ostree/deploy/fixture/deploy", `${dep.checksum}.${dep.deploySerial}.origin`),
+        "utf8",
+      ),
+    ).toBe(
+      `[origin]\ncontainer-image-reference=ostree-unverified-image:oci-archive:${archive}:v1\n`,
+    );
   });
 });
