@@ -17,6 +17,8 @@ import {
   ImageModeError,
   invalidArgument,
   invalidState,
+  isImageModeError,
+  notFound,
   type OpOptions,
   toImageModeError,
 } from "@imagemode/core";
@@ -214,7 +216,13 @@ export async function openSysroot(
     await fs.stat(join(root, "ostree/deploy"));
     repo = await openSysrootRepo(root, fs);
   } catch (e) {
-    throw toImageModeError(e, op, { root, message: "not an OSTree sysroot" });
+    if (isImageModeError(e, "NOT_FOUND") || (e as NodeJS.ErrnoException).code === "ENOENT")
+      throw notFound(`${root} is not an OSTree sysroot (no ostree/deploy or ostree/repo/config)`, {
+        op,
+        data: { root },
+        cause: e,
+      });
+    throw toImageModeError(e, op, { root });
   }
   const bootDir = join(root, "boot");
   const bootFs = bootFsOf(fs);

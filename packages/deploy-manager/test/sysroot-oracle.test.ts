@@ -107,6 +107,10 @@ describe("deploy lifecycle against ostree admin", () => {
       expect((await stat(join(B, p))).mode & 0o7777).toBe((await stat(join(A, p))).mode & 0o7777);
     }
     await expect(initStateroot(B, "testos")).rejects.toMatchObject({ code: "ALREADY_EXISTS" });
+    await expect(openSysroot(join(tmp.path, "trees"))).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: expect.stringContaining("is not an OSTree sysroot"),
+    });
   });
 
   it("first deploy (v1): identical entries, farm, origin, refs; hard links to the repo", async () => {
