@@ -10,5 +10,7 @@ export default defineProject({
     environment: "node",
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    // every file boots VMs: one file at a time on a 2-core machine
+    fileParallelism: false,
   },
 });

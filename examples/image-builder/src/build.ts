@@ -377,6 +377,12 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       blPlan.files.filter((f) => !(f.partition === "boot" && f.path.startsWith("loader"))),
       { esp: espDir, boot: bootDir },
     );
+    // ostree's GRUB layout: grub/grub.cfg -> ../loader/grub.cfg, the menu in loader.<bootversion>/,
+    // so a later deployment that writes loader.<other>/grub.cfg switches menus with the loader symlink
+    const bv = plan.write?.newBootversion ?? 0;
+    await fsp.mkdir(join(bootDir, `loader.${bv}`), { recursive: true });
+    await fsp.rename(join(bootDir, "grub/grub.cfg"), join(bootDir, `loader.${bv}/grub.cfg`));
+    await fsp.symlink("../loader/grub.cfg", join(bootDir, "grub/grub.cfg"));
     const rawWrites: RawWrite[] = blPlan.rawWrites;
     const owner = { owner: { uid: 0, gid: 0 } };
     const bootEntries = mergeEntries(

@@ -55,6 +55,8 @@ export interface BootDiskOptions extends BootCommonOptions {
   format?: "raw" | "qcow2";
   /** More disks after the boot disk. */
   extraDrives?: string[];
+  /** Keep what the VM writes to its disks (no `-snapshot`): for journeys over several boots. */
+  persist?: boolean;
 }
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -329,7 +331,7 @@ export async function bootDisk(path: string, options: BootDiskOptions): Promise<
       }
       args.push(...driveArgs(path, options.format ?? formatOf(path)));
       for (const d of options.extraDrives ?? []) args.push(...driveArgs(d));
-      args.push("-snapshot");
+      if (!options.persist) args.push("-snapshot");
       return runQemu(args, options, `${options.firmware} boot of ${path}`);
     });
   } finally {
