@@ -196,6 +196,8 @@ const r = {
   qOursSize: 0,
   qTheirsSize: 0,
   qTotal: [],
+  qTheirsSync: [],
+  qSyncOnly: [],
 };
 for (let i = 0; i < RUNS; i++) {
   const a = join(work, "ours.raw");
@@ -227,6 +229,11 @@ for (let i = 0; i < RUNS; i++) {
   const t1 = performance.now();
   r.qTheirsRss = Math.max(r.qTheirsRss, timed("qemu-img", ["convert", "-O", "qcow2", a, qb]));
   r.qTheirs.push(performance.now() - t1);
+  // writeDisk fsyncs its output before the rename; qemu-img convert does not: time that too
+  const t2 = performance.now();
+  sh("sync", ["-d", qb]);
+  r.qTheirsSync.push(performance.now() - t1);
+  r.qSyncOnly.push(performance.now() - t2);
   r.qTheirsSize = statSync(qb).size;
   if (i === 0) {
     const c = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", a, qa], {
@@ -251,6 +258,7 @@ Machine: ${sh("nproc", []).stdout.trim()} cores, Node ${process.version}.
 |---|---|---|---|---|---|
 | raw disk build | ${s(median(r.ours))} | ${s(median(r.theirs))} (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d ×2 + dd ×3) | ${(median(r.ours) / median(r.theirs)).toFixed(2)} | ${mb(r.oursRss)} | ${mb(r.theirsRss)} (largest step) |
 | raw → qcow2 | ${s(median(r.qOurs))} (${(r.qOursSize / MiB).toFixed(0)} MiB; whole build to qcow2 ${s(median(r.qTotal))}) | ${s(median(r.qTheirs))} qemu-img convert (${(r.qTheirsSize / MiB).toFixed(0)} MiB) | ${(median(r.qOurs) / median(r.qTheirs)).toFixed(2)} | ${mb(r.qOursRss)} | ${mb(r.qTheirsRss)} |
+| raw → qcow2, durable (both fsync the output) | ${s(median(r.qOurs))} | ${s(median(r.qTheirsSync))} qemu-img convert + \`sync -d\` (fsync alone ${s(median(r.qSyncOnly))}) | ${(median(r.qOurs) / median(r.qTheirsSync)).toFixed(2)} | | |
 
 Runs (s): disk ours ${r.ours.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.theirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; qcow2 ours ${r.qOurs.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.qTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")}.
 `);
