@@ -67,6 +67,7 @@ interface Global {
 interface RegistryFlags {
   tlsVerify: boolean;
   certDir?: string;
+  allowNonusr?: boolean;
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -187,7 +188,8 @@ function print(g: Global, data: unknown, lines: string[]): void {
 function registryOptions(cmd: Command): Command {
   return cmd
     .option("--tls-verify <bool>", "require HTTPS and verify certificates (docker://)", bool, true)
-    .option("--cert-dir <dir>", "a directory holding ca.crt for the registry (docker://)");
+    .option("--cert-dir <dir>", "a directory holding ca.crt for the registry (docker://)")
+    .option("--allow-nonusr", "keep top-level paths other than usr/etc/var (bin -> usr/bin, …)");
 }
 
 export function buildProgram(): Command {
@@ -233,6 +235,7 @@ export function buildProgram(): Command {
           image,
           stateroot: o.stateroot,
           kargs: o.karg,
+          ...(o.allowNonusr ? { allowNonUsr: true } : {}),
           setImmutable: immutable.setImmutable,
           ...(progress.listener ? { onProgress: progress.listener } : {}),
         });
@@ -289,6 +292,7 @@ export function buildProgram(): Command {
       const common = {
         repo,
         ...immutable,
+        ...(o.allowNonusr ? { allowNonUsr: true } : {}),
         source: src.target,
         sourceRef: src.reference,
         ...(o.check ? { check: true } : {}),

@@ -24,6 +24,11 @@ export interface InstallOptions extends OpOptions {
   stateroot?: string;
   /** Kernel arguments before the image's kargs.d (`root=…`, `rw`, `--karg`). */
   kargs?: string[];
+  /**
+   * Keep top-level paths other than usr/etc/var (`bin -> usr/bin`, …) when importing; bootc's
+   * default (false) drops them, so an image needs them in a chunked base.
+   */
+  allowNonUsr?: boolean;
   /** Makes the deployment root immutable (see `ApplyDeployOptions.setImmutable`). */
   setImmutable?: (path: string) => Promise<void>;
 }
@@ -54,6 +59,7 @@ export async function installToSysroot(
   const repo = await OstreeRepo.open(join(root, "ostree/repo"), { fs });
   const imported = await importImage(repo, options.source, options.sourceRef, {
     imageReference: transportString(options.image),
+    ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });

@@ -39,6 +39,8 @@ export interface UpgradeOptions extends OpOptions {
   architecture?: string;
   /** Keep every existing deployment. */
   retain?: boolean;
+  /** Keep top-level paths other than usr/etc/var when importing (see `InstallOptions`). */
+  allowNonUsr?: boolean;
   /** `chattr +i` / `-i` hooks (see `ApplyDeployOptions`). */
   setImmutable?: (path: string) => Promise<void>;
   clearImmutable?: (path: string) => Promise<void>;
@@ -175,6 +177,7 @@ async function update(
   await checkFreeSpace(fs, sysroot.root, plan.bytesNeeded * 3);
   const imported = await applyImport(repo, options.source, plan, {
     imageReference: transportString(image),
+    ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
