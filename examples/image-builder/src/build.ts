@@ -175,26 +175,26 @@ async function loadBlueprint(file: string | undefined): Promise<Blueprint> {
 /** Copies the bootloader payloads of the commit into `dir` (GRUB modules, EFI binaries). */
 async function extractBootloaderFiles(repo: OstreeRepo, commit: string, dir: string) {
   const wanted = [
-    "usr/lib/grub/",
-    "usr/lib/systemd/boot/",
-    "usr/lib/bootupd/",
-    "usr/lib/shim/",
-    "usr/lib/efi/",
-    "usr/share/grub/",
+    "usr/lib/grub",
+    "usr/lib/systemd/boot",
+    "usr/lib/bootupd",
+    "usr/lib/shim",
+    "usr/lib/efi",
+    "usr/share/grub",
   ];
-  for await (const e of repo.readCommitTree(commit)) {
-    if (!wanted.some((w) => `${e.path}/`.startsWith(w) || e.path.startsWith(w))) {
-      if (!wanted.some((w) => w.startsWith(`${e.path}/`))) continue;
-    }
-    const p = join(dir, e.path);
-    if (e.type === "dir") await fsp.mkdir(p, { recursive: true });
-    else if (e.type === "symlink") await fsp.symlink(e.linkTarget ?? "", p);
-    else if (e.type === "file" && e.content) {
-      const fh = await fsp.open(p, "w", 0o644);
-      try {
-        for await (const chunk of await e.content()) await fh.write(chunk);
-      } finally {
-        await fh.close();
+  for (const sub of wanted) {
+    if ((await repo.ls(commit, sub).catch(() => [])).length === 0) continue;
+    for await (const e of repo.readCommitTree(commit, { subpath: sub, hardlinks: false })) {
+      const p = e.path === "." ? join(dir, sub) : join(dir, sub, e.path);
+      if (e.type === "dir") await fsp.mkdir(p, { recursive: true });
+      else if (e.type === "symlink") await fsp.symlink(e.linkTarget ?? "", p);
+      else if (e.type === "file" && e.content) {
+        const fh = await fsp.open(p, "w", 0o644);
+        try {
+          for await (const chunk of await e.content()) await fh.write(chunk);
+        } finally {
+          await fh.close();
+        }
       }
     }
   }
@@ -281,8 +281,6 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     t0 = Date.now();
     step(3, "plan the disk and the deployment");
     throwIfAborted(signal, op);
-    let imageSize = 0;
-    for await (const e of repo.readCommitTree(imported.commit)) imageSize += e.size ?? 0;
     const etcFiles: EtcFiles = {
       passwd: (await textOf(repo, imported.commit, "usr/etc/passwd")) ?? "",
       group: (await textOf(repo, imported.commit, "usr/etc/group")) ?? "",
@@ -301,16 +299,20 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     const custom = planCustomizations(blueprint, etcFiles, {
       ...(options.now ? { clock: options.now } : {}),
     });
-    const disk = defaultLayout({
-      rootfs: options.rootfs,
-      imageSize,
-      seed: imported.manifestDigest,
-      filesystems: custom.storage.filesystems.map((f) => ({
-        mountpoint: f.mountpoint,
-        minsize: f.minSize,
-      })),
-      ...(options.size ? { size: options.size } : {}),
-    });
+    // partition GUIDs and filesystem UUIDs come from the seed alone: plan once for the kernel
+    // arguments, again with the image's size once the sysroot is known
+    const layoutFor = (imageSize: number) =>
+      defaultLayout({
+        rootfs: options.rootfs,
+        imageSize,
+        seed: imported.manifestDigest,
+        filesystems: custom.storage.filesystems.map((f) => ({
+          mountpoint: f.mountpoint,
+          minsize: f.minSize,
+        })),
+        ...(options.size ? { size: options.size } : {}),
+      });
+    let disk = layoutFor(0);
     const part = (n: string) => {
       const p = disk.partitions.find((x) => x.name === n);
       if (!p) throw new ImageModeError("INTERNAL", `layout has no ${n} partition`, { op });
@@ -337,6 +339,16 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     });
     const deployment = `ostree/deploy/${stateroot}/deploy/${plan.name}`;
     const sysroot = await collect(sysrootTree(plan, { repo }));
+    let imageSize = 0;
+    for (const e of sysroot) if (e.path.startsWith(`${deployment}/`)) imageSize += e.size ?? 0;
+    disk = layoutFor(imageSize);
+    for (const before of [rootPart, bootPart, biosPart]) {
+      const after = part(before.name);
+      if (after.fsUuid !== before.fsUuid || after.offset !== before.offset)
+        throw new ImageModeError("INTERNAL", `partition ${before.name} moved with the image size`, {
+          op,
+        });
+    }
     const edited = await applyEdits(sysroot, planToTreeEdits(custom), deployment, stateroot);
     const split = splitBoot(edited.entries);
 
