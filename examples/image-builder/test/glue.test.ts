@@ -1,0 +1,110 @@
+import type { TreeEntry } from "@imagemode/core";
+import { describe, expect, it } from "vitest";
+import { parseImageArg } from "../src/build.js";
+import { archName, checkBootcImage, type ImageFacts } from "../src/image-check.js";
+import { applyEdits, splitBoot, sysrootPathOf } from "../src/sysroot-layout.js";
+
+const facts = (labels: Record<string, string>, architecture = "amd64"): ImageFacts => ({
+  manifestDigest: "sha256:00",
+  config: { architecture, os: "linux", rootfs: { type: "layers", diff_ids: [] } },
+  labels,
+  layerBytes: 0,
+  layers: 0,
+});
+
+describe("bootc-image-builder's refusals", () => {
+  it("an image without containers.bootc=1 or ostree.bootable is not a bootc image", () => {
+    expect(() => checkBootcImage("quay.io/centos/centos:stream9", facts({}), "x86_64")).toThrow(
+      "image quay.io/centos/centos:stream9 is not a bootc image",
+    );
+    expect(() => checkBootcImage("x", facts({ "containers.bootc": "0" }), "x86_64")).toThrow(
+      /is not a bootc image/,
+    );
+    expect(() => checkBootcImage("x", facts({ "containers.bootc": "1" }), "x86_64")).not.toThrow();
+    expect(() =>
+      checkBootcImage("x", facts({ "ostree.bootable": "true" }), "x86_64"),
+    ).not.toThrow();
+  });
+  it("another architecture is refused with its message", () => {
+    expect(() =>
+      checkBootcImage("x", facts({ "containers.bootc": "1" }, "arm64"), "x86_64"),
+    ).toThrow(
+      'image found is for unexpected architecture "aarch64" (expected "x86_64"), if that is intentional, please make sure --target-arch matches',
+    );
+    expect(archName("amd64")).toBe("x86_64");
+  });
+});
+
+describe("image references", () => {
+  it("docker://, oci:, oci-archive: and bare registry references", () => {
+    expect(parseImageArg("docker://quay.io/a/b:1")).toMatchObject({ transport: "docker" });
+    expect(parseImageArg("quay.io/a/b:1")).toMatchObject({
+      transport: "docker",
+      image: { registry: "quay.io", repository: "a/b", tag: "1" },
+    });
+    expect(parseImageArg("oci:/srv/l:v1")).toMatchObject({
+      transport: "oci",
+      path: "/srv/l",
+      tag: "v1",
+    });
+    expect(parseImageArg("oci-archive:/x.tar")).toMatchObject({ transport: "oci-archive" });
+  });
+});
+
+describe("sysroot glue", () => {
+  const dep = "ostree/deploy/default/deploy/abc.0";
+  const d = (path: string): TreeEntry => ({ path, type: "dir", mode: 0o755, uid: 0, gid: 0 });
+  it("maps /etc into the deployment and /var into the stateroot", () => {
+    expect(sysrootPathOf("etc/passwd", dep, "default")).toBe(`${dep}/etc/passwd`);
+    expect(sysrootPathOf("var/home/u", dep, "default")).toBe("ostree/deploy/default/var/home/u");
+  });
+  it("applies edits: keepMetadata keeps the image's owner and mode, createOnly never replaces, parents are made", async () => {
+    const passwd: TreeEntry = {
+      path: `${dep}/etc/passwd`,
+      type: "file",
+      mode: 0o640,
+      uid: 0,
+      gid: 42,
+      size: 1,
+    };
+    const base = [d("."), d("ostree"), d("ostree/deploy"), d("ostree/deploy/default"), passwd];
+    async function* edits() {
+      yield { path: "etc", type: "dir" as const, mode: 0o700, uid: 0, gid: 0, createOnly: true };
+      yield {
+        path: "etc/passwd",
+        type: "file" as const,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 5,
+        keepMetadata: true,
+      };
+      yield { path: "var/home/u", type: "dir" as const, mode: 0o700, uid: 1000, gid: 1000 };
+      yield {
+        path: "var/home/u",
+        type: "dir" as const,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        createOnly: true,
+      };
+    }
+    const { entries } = await applyEdits(base, edits(), dep, "default");
+    const byPath = new Map(entries.map((e) => [e.path, e]));
+    expect(byPath.get(`${dep}/etc/passwd`)).toMatchObject({ mode: 0o640, gid: 42, size: 5 });
+    expect(byPath.get(`${dep}/etc`)?.mode).toBe(0o700); // created (it was missing), not skipped
+    expect(byPath.get("ostree/deploy/default/var/home/u")).toMatchObject({
+      uid: 1000,
+      mode: 0o700,
+    });
+    expect(byPath.has("ostree/deploy/default/var/home")).toBe(true);
+    // parents before children
+    const idx = (p: string) => entries.findIndex((e) => e.path === p);
+    expect(idx("ostree/deploy/default/var")).toBeLessThan(idx("ostree/deploy/default/var/home/u"));
+  });
+  it("splits /boot onto its own partition", () => {
+    const { root, boot } = splitBoot([d("."), d("boot"), d("boot/loader.1"), d("usr")]);
+    expect(root.map((e) => e.path)).toEqual([".", "boot", "usr"]);
+    expect(boot.map((e) => e.path)).toEqual([".", "loader.1"]);
+  });
+});
