@@ -157,4 +157,45 @@ describe("the grown-up fixture updates itself from a job disk", () => {
     expect(status.status.booted.image.imageDigest).toBe(fixture.manifestDigests.v1);
     expect(status.status.staged).toBeNull();
   }, 600_000);
+
+  it("boots v2 next (status: v2 booted, v1 rollback; /etc and /var kept), then rollback boots v1", async () => {
+    expect(build.code, build.stderr).toBe(0);
+    const job = await jobDisk(
+      "after",
+      [
+        'mount "$(findfs LABEL=boot)" /sysroot/boot || echo IMAGEMODE-JOB-NO-BOOT',
+        "imagemode-bootc status --format json | tr -d '\\n'; echo",
+        'echo "IMAGEMODE-ETC-KEPT=$(cat /etc/imagemode-survivor)"',
+        'echo "IMAGEMODE-VAR-KEPT=$(cat /var/imagemode-survivor)"',
+        "imagemode-bootc rollback",
+        'echo "IMAGEMODE-ROLLBACK-RC=$?"',
+        "umount /sysroot/boot",
+        "",
+      ].join("\n"),
+    );
+    const second = await bootDisk(disk, {
+      firmware: "bios",
+      extraDrives: [job],
+      persist: true,
+      timeoutMs: 400_000,
+      expect: "IMAGEMODE-DONE",
+    });
+    expect(second.log).toContain("IMAGEMODE-VERSION_ID=2");
+    const status = JSON.parse(/^\{\s*"apiVersion".*$/m.exec(second.log)?.[0] ?? "{}");
+    expect(status.status.booted.image.version).toBe("2");
+    expect(status.status.booted.image.imageDigest).toBe(fixture.manifestDigests.v2);
+    expect(status.status.rollback.image.version).toBe("1");
+    expect(status.status.rollback.image.imageDigest).toBe(fixture.manifestDigests.v1);
+    expect(second.log).toContain("IMAGEMODE-ETC-KEPT=kept");
+    expect(second.log).toContain("IMAGEMODE-VAR-KEPT=kept");
+    expect(second.log).toContain("IMAGEMODE-ROLLBACK-RC=0");
+
+    const third = await bootDisk(disk, {
+      firmware: "uefi",
+      persist: true,
+      timeoutMs: 300_000,
+      expect: "IMAGEMODE-DONE",
+    });
+    expect(third.log).toContain("IMAGEMODE-VERSION_ID=1");
+  }, 700_000);
 });
