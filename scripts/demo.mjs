@@ -3,7 +3,9 @@
 // umoci, starts a private TLS + htpasswd registry, pushes v1 and v2, shows that they share all
 // layers but one, converts v1 into a qcow2 with `imagemode-build` and a sample config.toml
 // (a user and a kernel argument), and boots that disk under UEFI in QEMU, printing the serial
-// console. Exits non-zero when any step fails.
+// console; then the update journey inside VMs: the grown-up fixture (Node.js + imagemode-bootc)
+// switches itself to v2 from a second disk, reboots into v2, rolls back, reboots into v1.
+// Exits non-zero when any step fails.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -16,7 +18,7 @@ process.env.IMAGEMODE_CACHE ??= join(repoRoot, ".cache", "testkit");
 
 const t0 = Date.now();
 const secs = (t) => `${((Date.now() - t) / 1000).toFixed(1)} s`;
-const step = (n, text) => console.log(`\n\x1b[1m[${n}/6] ${text}\x1b[0m`);
+const step = (n, text) => console.log(`\n\x1b[1m[${n}/8] ${text}\x1b[0m`);
 const info = (text) => console.log(`      ${text}`);
 
 /**
@@ -155,6 +157,82 @@ async function main() {
       info(
         `booted the ostree deployment, ran /sbin/init and powered off in ${(durationMs / 1000).toFixed(1)} s`,
       );
+
+      step(7, "The update: the fixture OS with Node.js + imagemode-bootc, v2 on a second disk");
+      const node = await tk.buildNodeFixtureImage();
+      const nout = join(work, "node-output");
+      const nb = spawnSync(
+        process.execPath,
+        [
+          join(builder, "bin", "imagemode-build.js"),
+          ...["--type", "qcow2", "--output", nout, "--cache", join(work, "cache")],
+          ...["--karg", "no_timer_check", "--progress", "none", `oci:${node.layoutDir}:v1`],
+        ],
+        { encoding: "utf8" },
+      );
+      if (nb.status !== 0) throw new Error(`imagemode-build failed:\n${nb.stderr}`);
+      const disk = join(nout, "qcow2", "disk.qcow2");
+      const jobDisk = (name, lines, withV2) => {
+        const dir = join(work, name);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, "run.sh"), `${lines.join("\n")}\n`);
+        if (withV2) skopeo(["copy", "-q", `oci:${node.layoutDir}:v2`, `oci:${join(dir, "os")}:v2`]);
+        const img = join(work, `${name}.img`);
+        const mk = spawnSync("mkfs.ext4", [
+          "-q",
+          "-F",
+          "-E",
+          "root_owner=0:0",
+          "-d",
+          dir,
+          img,
+          "256M",
+        ]);
+        if (mk.status !== 0) throw new Error("mkfs.ext4 failed");
+        return img;
+      };
+      const show = (line) => {
+        if (/IMAGEMODE-(VERSION_ID|OSTREE|JOB)|layers|Queued|booted|rollback/i.test(line))
+          console.log(`      \x1b[2m|\x1b[0m ${line}`);
+      };
+      const boot = async (what, extraDrives, firmware = "uefi") => {
+        info(what);
+        await tk.bootDisk(disk, {
+          firmware,
+          persist: true,
+          extraDrives,
+          timeoutMs: 400_000,
+          expect: "IMAGEMODE-DONE",
+          onConsole: show,
+        });
+      };
+      const mountBoot = 'mount "$(findfs LABEL=boot)" /sysroot/boot';
+      await boot("boot 1: imagemode-bootc switch oci:/mnt/job/os:v2, then finalize-staged", [
+        jobDisk(
+          "job-switch",
+          [
+            "echo kept > /etc/demo-file",
+            mountBoot,
+            "imagemode-bootc switch oci:/mnt/job/os:v2",
+            "imagemode-bootc finalize-staged",
+          ],
+          true,
+        ),
+      ]);
+
+      step(8, "Reboot into v2, roll back, reboot into v1");
+      await boot(
+        "boot 2: v2; imagemode-bootc rollback",
+        [
+          jobDisk("job-rollback", [
+            mountBoot,
+            'echo "IMAGEMODE-JOB /etc/demo-file: $(cat /etc/demo-file)"',
+            "imagemode-bootc rollback",
+          ]),
+        ],
+        "bios",
+      );
+      await boot("boot 3: v1 again", []);
     } finally {
       await rm(work, { recursive: true, force: true });
     }

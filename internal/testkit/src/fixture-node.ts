@@ -6,8 +6,9 @@
  * second virtual disk (ext4, `/dev/vdb`) at `/mnt/job` and runs its `run.sh`.
  */
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, realpath, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ImageModeError } from "@imagemode/core";
 import { buildFixtureImage } from "./fixture.js";
@@ -62,7 +63,16 @@ async function sharedLibraries(binary: string): Promise<{ libs: string[]; loader
 
 /** Bundles `examples/bootc` into one ESM file (tsup, every dependency inlined). */
 async function bundleBootc(outDir: string): Promise<string> {
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+  // the workspace root: the nearest directory up with pnpm-workspace.yaml (this file may run bundled)
+  let repo = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(repo, "pnpm-workspace.yaml"))) {
+    const up = dirname(repo);
+    if (up === repo)
+      throw new ImageModeError("NOT_FOUND", "the imagemode workspace root was not found", {
+        op: "testkit.buildNodeFixtureImage",
+      });
+    repo = up;
+  }
   const { build } = (await import("tsup")) as typeof import("tsup");
   await build({
     entry: { "imagemode-bootc": join(repo, "examples/bootc/src/cli.ts") },
