@@ -174,7 +174,7 @@ describe("imagemode-build, unprivileged, from a TLS + htpasswd registry", () => 
     }, 200_000);
   }
 
-  it("raw, vmdk and vhd with an xfs root from an oci: layout, as uid 65534; qemu-img and sgdisk accept them", async () => {
+  it("raw, vmdk and vhd with an xfs root from an oci: layout, as uid 65534; qemu-img and sgdisk accept them, the xfs root boots", async () => {
     const fixture = await buildFixtureImage();
     const src = join(work.path, "layout");
     await pexec("cp", ["-r", fixture.layoutDir, src]);
@@ -185,6 +185,7 @@ describe("imagemode-build, unprivileged, from a TLS + htpasswd registry", () => 
     const r = await asNobody([
       ...["--type", "raw", "--type", "vmdk", "--type", "vhd", "--rootfs", "xfs", "--size", "3GiB"],
       ...["--output", out2, "--cache", join(work.path, "home/cache"), "--progress", "jsonl"],
+      ...["--karg", "no_timer_check"],
       `oci:${src}:v1`,
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -222,7 +223,20 @@ describe("imagemode-build, unprivileged, from a TLS + htpasswd registry", () => 
       expect(JSON.parse(await readFile(join(out2, `manifest-${t}.json`), "utf8")).rootfs).toBe(
         "xfs",
       );
-  }, 240_000);
+    // the xfs root (and xfs /boot, read by GRUB) boots into the deployment
+    const { log } = await bootDisk(join(out2, "image/disk.raw"), {
+      firmware: "uefi",
+      format: "raw",
+      timeoutMs: 150_000,
+      expect: "IMAGEMODE-DONE",
+    });
+    expect(log).toMatch(
+      /IMAGEMODE-OSTREE deployment=\/ostree\/deploy\/default\/deploy\/[0-9a-f]{64}\.0/,
+    );
+    expect(log).toContain("IMAGEMODE-VERSION_ID=1");
+    expect(log).toContain("IMAGEMODE-USR-RO=yes");
+    expect(log).toContain("IMAGEMODE-DONE");
+  }, 400_000);
 
   it("refuses an image without containers.bootc / ostree.bootable with bootc-image-builder's message", async () => {
     const src = join(work.path, "layout");
