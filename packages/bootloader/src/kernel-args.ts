@@ -1,7 +1,7 @@
 /**
  * Kernel command lines: parse (with the kernel's double-quote rules), edit, print back.
  */
-import { invalidArgument, parseError } from "@imagemode/core";
+import { invalidArgument, splitKernelCommandLine } from "@imagemode/core";
 
 /** One argument as written (`raw`, quotes included) with its key and value (quotes removed). */
 export interface KernelArg {
@@ -20,34 +20,6 @@ function parseToken(raw: string): KernelArg {
   return eq < 0
     ? { raw, key: unq, value: undefined }
     : { raw, key: unq.slice(0, eq), value: unq.slice(eq + 1) };
-}
-
-function tokenize(s: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let inQuote = false;
-  let any = false;
-  for (const ch of s) {
-    if (ch === '"') {
-      inQuote = !inQuote;
-      cur += ch;
-      any = true;
-    } else if (!inQuote && /\s/.test(ch)) {
-      if (any) out.push(cur);
-      cur = "";
-      any = false;
-    } else {
-      cur += ch;
-      any = true;
-    }
-  }
-  if (inQuote)
-    throw parseError(`unterminated quote in kernel command line: ${s}`, {
-      op: "kargs.parse",
-      data: { cmdline: s },
-    });
-  if (any) out.push(cur);
-  return out;
 }
 
 /** Quotes a value for the command line when it contains whitespace (`key="a b"`). */
@@ -74,7 +46,7 @@ export class KernelArgs {
 
   /** Parses a command line. Double quotes group whitespace (`"a b"`, `k="a b"`). */
   static parse(cmdline: string): KernelArgs {
-    return new KernelArgs(tokenize(cmdline).map(parseToken));
+    return new KernelArgs(splitKernelCommandLine(cmdline).map(parseToken));
   }
 
   /** Builds from a list of single arguments (each one token; quoting added where needed). */
@@ -187,7 +159,7 @@ export class KernelArgs {
   }
 
   static #one(arg: string): KernelArg {
-    const toks = tokenize(arg);
+    const toks = splitKernelCommandLine(arg);
     if (toks.length === 1 && toks[0] !== undefined) return parseToken(toks[0]);
     if (toks.length === 0) throw invalidArgument("empty kernel argument", { op: "kargs.edit" });
     // A single argument with whitespace: quote its value.

@@ -76,6 +76,7 @@ export {
   treeFromEntries,
   typeFromMode,
 } from "./file-tree.js";
+export { type SplitKernelCommandLineOptions, splitKernelCommandLine } from "./kernel-cmdline.js";
 export { MemoryTarget } from "./memory-store.js";
 export {
   type Clock,

@@ -7,11 +7,18 @@
  */
 import type { GrubConfigOptions } from "@imagemode/bootloader";
 import { compareNames, type FileTree, invalidArgument, type TreeEntry } from "@imagemode/core";
-import { configText, listObjects, type OstreeRepo, S_IFLNK, S_IFMT } from "@imagemode/ostree-store";
+import {
+  configText,
+  listObjects,
+  type OstreeRepo,
+  REPO_DIRECTORIES,
+  S_IFLNK,
+  S_IFMT,
+} from "@imagemode/ostree-store";
 import type { DeployPlan } from "./deploy.js";
 import { planDeploy } from "./deploy.js";
 import type { Origin } from "./origin.js";
-import type { Sysroot } from "./sysroot.js";
+import { INIT_FS_DIRECTORIES, type Sysroot } from "./sysroot.js";
 import type { SysrootFs } from "./sysroot-fs.js";
 
 const enc = new TextEncoder();
@@ -103,18 +110,7 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
   const os = plan.stateroot;
   const out: TreeEntry[] = [];
   out.push(dir("."));
-  for (const [d, mode] of [
-    ["boot", 0o755],
-    ["dev", 0o755],
-    ["home", 0o755],
-    ["proc", 0o755],
-    ["run", 0o755],
-    ["sys", 0o755],
-    ["root", 0o700],
-    ["tmp", 0o1777],
-    ["ostree", 0o755],
-  ] as const)
-    out.push(dir(d, mode));
+  for (const [d, mode] of INIT_FS_DIRECTORIES) out.push(dir(d, mode));
 
   // /boot
   const bv = w.newBootversion;
@@ -195,18 +191,7 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
   // the repository
   const r = "ostree/repo";
   out.push(dir(r), textFile(`${r}/config`, configText("bare")));
-  for (const d of [
-    "extensions",
-    "objects",
-    "refs",
-    "refs/heads",
-    "refs/mirrors",
-    "refs/remotes",
-    "state",
-    "tmp",
-    "tmp/cache",
-  ])
-    out.push(dir(`${r}/${d}`));
+  for (const d of REPO_DIRECTORIES) out.push(dir(`${r}/${d}`));
   const objDirs = new Set<string>();
   for (const o of await listObjects(repo)) {
     const sub = o.path.split("/")[1] as string;

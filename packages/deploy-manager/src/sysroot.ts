@@ -25,6 +25,7 @@ import {
 import { metadataValue, OstreeRepo } from "@imagemode/ostree-store";
 import { type Origin, parseOrigin } from "./origin.js";
 import { bootFsOf, exists, nodeSysrootFs, type SysrootFs } from "./sysroot-fs.js";
+import type { DeploymentListItem } from "./write-deployments.js";
 
 /** A deployment of a sysroot, as read back. */
 export interface Deployment {
@@ -96,16 +97,7 @@ export interface OpenSysrootOptions extends OpOptions {
 }
 
 /** The record a staged deployment leaves in the run directory until it is finalized. */
-export interface StagedRecord {
-  stateroot: string;
-  checksum: string;
-  serial: number;
-  bootcsum: string;
-  kver: string;
-  kargs: string;
-  hasInitramfs: boolean;
-  osName: string;
-  version: string | null;
+export interface StagedRecord extends DeploymentListItem {
   /** `<checksum>.<serial>` of the merge deployment at staging time. */
   mergeDeployment: string | null;
   retain?: boolean;
@@ -420,6 +412,19 @@ export function rollbackDeploymentOf(sysroot: Sysroot): Deployment | null {
   return list[1] ?? null;
 }
 
+/** The top-level directories `ostree admin init-fs` creates, with their modes. */
+export const INIT_FS_DIRECTORIES: readonly (readonly [string, number])[] = [
+  ["boot", 0o755],
+  ["dev", 0o755],
+  ["home", 0o755],
+  ["proc", 0o755],
+  ["run", 0o755],
+  ["sys", 0o755],
+  ["root", 0o700],
+  ["tmp", 0o1777],
+  ["ostree", 0o755],
+];
+
 /**
  * `ostree admin init-fs`: `boot dev home proc run sys` (0755), `root` (0700), `tmp` (01777),
  * `ostree/deploy`, and a bare repository at `ostree/repo`. `modern` creates only `boot` and `ostree`.
@@ -431,22 +436,9 @@ export async function initSysroot(
   const fs = options.fs ?? nodeSysrootFs;
   try {
     await fs.mkdir(root, { recursive: true });
-    const dirs: [string, number][] = options.modern
-      ? [
-          ["boot", 0o755],
-          ["ostree", 0o755],
-        ]
-      : [
-          ["boot", 0o755],
-          ["dev", 0o755],
-          ["home", 0o755],
-          ["proc", 0o755],
-          ["run", 0o755],
-          ["sys", 0o755],
-          ["root", 0o700],
-          ["tmp", 0o1777],
-          ["ostree", 0o755],
-        ];
+    const dirs = options.modern
+      ? INIT_FS_DIRECTORIES.filter(([d]) => d === "boot" || d === "ostree")
+      : INIT_FS_DIRECTORIES;
     for (const [d, mode] of dirs) {
       await fs.mkdir(join(root, d), { recursive: true });
       await fs.chmod(join(root, d), mode);

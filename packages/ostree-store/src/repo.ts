@@ -152,6 +152,19 @@ const SMALL_OBJECT = 64 * 1024;
 const MAX_INFLATE_IN_MEMORY = 4 * 1024 * 1024;
 const OP = "ostree.repo";
 
+/** The directories `ostree init` creates inside a repository, parents first. */
+export const REPO_DIRECTORIES: readonly string[] = [
+  "extensions",
+  "objects",
+  "refs",
+  "refs/heads",
+  "refs/mirrors",
+  "refs/remotes",
+  "state",
+  "tmp",
+  "tmp/cache",
+];
+
 /** The exact bytes `ostree init` writes to `config`. */
 export function configText(mode: RepoMode): string {
   return `[core]\nrepo_version=1\nmode=${mode === "archive" ? "archive-z2" : mode}\n`;
@@ -246,17 +259,7 @@ export class OstreeRepo {
       await fs.mkdir(path).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== "EEXIST") throw e;
       });
-      for (const d of [
-        "extensions",
-        "objects",
-        "refs",
-        "refs/heads",
-        "refs/mirrors",
-        "refs/remotes",
-        "state",
-        "tmp",
-        "tmp/cache",
-      ]) {
+      for (const d of REPO_DIRECTORIES) {
         await fs.mkdir(join(path, d), { recursive: true });
       }
       await atomicWrite(
