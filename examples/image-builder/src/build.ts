@@ -389,15 +389,6 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       blPlan.files.filter((f) => !(f.partition === "boot" && f.path.startsWith("loader"))),
       { esp: espDir, boot: bootDir },
     );
-    // the ESP stub only sets $dev and $prefix; a menu regenerated later (deploy-manager writes
-    // loader.N/grub.cfg without a `search`) needs $root on /boot too
-    for (const f of blPlan.files) {
-      if (f.kind !== "file" || f.partition !== "esp" || !f.path.endsWith("/grub.cfg")) continue;
-      const stub = join(espDir, f.path);
-      const text = await fsp.readFile(stub, "utf8");
-      if (text.includes("--set=dev") && !text.includes("set root="))
-        await fsp.writeFile(stub, text.replace("configfile ", "set root=$dev\nconfigfile "));
-    }
     // ostree's GRUB layout: grub/grub.cfg -> ../loader/grub.cfg, the menu in loader.<bootversion>/,
     // so a later deployment that writes loader.<other>/grub.cfg switches menus with the loader symlink
     const bv = plan.write?.newBootversion ?? 0;

@@ -182,7 +182,9 @@ export function planGrubEfiFiles(input: GrubEfiInput): PlacedFile[] {
         op: "grub.efi.plan",
       });
     const prefix = input.prefix ?? "/grub";
-    const stub = `search --no-floppy --fs-uuid --set=dev ${input.bootFsUuid}\nset prefix=($dev)${prefix}\nexport prefix\nconfigfile $prefix/grub.cfg\n`;
+    // `root` too, so a menu rendered without its own `search` (a later deployment's
+    // loader.N/grub.cfg) still finds the kernels on /boot
+    const stub = `search --no-floppy --fs-uuid --set=dev ${input.bootFsUuid}\nset root=$dev\nset prefix=($dev)${prefix}\nexport prefix\nconfigfile $prefix/grub.cfg\n`;
     out.push({
       kind: "file",
       partition: "esp",

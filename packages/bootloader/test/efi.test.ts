@@ -55,7 +55,7 @@ describe("image EFI binaries", () => {
     );
     const stub = files.find((f) => f.path === "EFI/fedora/grub.cfg");
     expect(stub && "content" in stub && stub.content).toBe(
-      "search --no-floppy --fs-uuid --set=dev 1234-ABCD\nset prefix=($dev)/grub2\nexport prefix\nconfigfile $prefix/grub.cfg\n",
+      "search --no-floppy --fs-uuid --set=dev 1234-ABCD\nset root=$dev\nset prefix=($dev)/grub2\nexport prefix\nconfigfile $prefix/grub.cfg\n",
     );
   });
   it("adds EFI/BOOT/BOOTX64.EFI (shim) and grubx64.efi beside it when the payload has no fallback", async () => {
