@@ -434,15 +434,12 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
     if (options.bootable) {
       // like `ostree commit --bootable`: the metadata goes through a GVariantDict (a GHashTable),
       // the bootable keys are added, and the dict's iteration order becomes the stored order
+      // A key given twice keeps its first slot and takes the last value (g_hash_table_insert).
       const values = new Map<string, Variant>();
-      for (const [k, v] of metadata) if (!values.has(k)) values.set(k, v);
+      for (const [k, v] of metadata) values.set(k, v);
       values.set("ostree.bootable", new Variant("b", true));
       values.set("ostree.linux", new Variant("s", options.bootable.linux));
-      const order = gHashTableOrder([
-        ...metadata.map(([k]) => k),
-        "ostree.bootable",
-        "ostree.linux",
-      ]);
+      const order = gHashTableOrder([...values.keys()]);
       metadata.splice(
         0,
         metadata.length,
