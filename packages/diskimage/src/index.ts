@@ -85,6 +85,12 @@ export {
   mbrTypeByte,
   type PartitionTypeName,
 } from "./partition-types.js";
+export {
+  type PlannedRawWrite,
+  partitionTableRanges,
+  planRawWrites,
+  type RawDiskWrite,
+} from "./raw-writes.js";
 export { type SwapOptions, writeSwap } from "./swap.js";
 export {
   type BootSectorFields,

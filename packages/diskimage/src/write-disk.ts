@@ -18,6 +18,7 @@ import type { RawSource } from "./outputs/source.js";
 import { writeVhd } from "./outputs/vhd.js";
 import { writeVmdk } from "./outputs/vmdk.js";
 import { writePartitionTable } from "./partition-table.js";
+import { planRawWrites, type RawDiskWrite, writeRawWrites } from "./raw-writes.js";
 import { writeSwap } from "./swap.js";
 import { writeVfat } from "./vfat/write.js";
 import { copyFileIntoSink, type ExecFn, writeXfs } from "./xfs.js";
@@ -67,6 +68,15 @@ export interface WriteDiskOptions extends OpOptions {
    * mention an empty filesystem (like `mkfs`). Default true; false leaves them zero.
    */
   formatEmpty?: boolean;
+  /**
+   * Bytes placed at absolute disk offsets besides the partitions' contents — e.g. GRUB's boot.img
+   * in the MBR boot code area (`offset: 0`, at most 440 bytes) and core.img in the BIOS boot
+   * partition. Each must lie within the disk, overlap neither the partition table (protective MBR
+   * entries and signature, GPT headers and entry arrays) nor another raw write nor a partition
+   * that gets content from `contents` (or is formatted empty). Checked before anything is written
+   * (streams: while they are written).
+   */
+  rawWrites?: readonly RawDiskWrite[];
 }
 
 /** What {@link writeDisk} made. */
@@ -184,16 +194,22 @@ export async function writeDisk(
       else if (p.fs === "swap") work.push([p.name, { fs: "swap" }]);
     }
   }
+  const rawPlan = planRawWrites(
+    layout,
+    options.rawWrites ?? [],
+    work.map(([name]) => byName.get(name)!),
+  );
   let sink: FileBlockSink | undefined;
   try {
     sink = await FileBlockSink.create(staging, layout.size);
     onProgress?.({
       type: "start",
       task: "disk.write",
-      total: work.length + 1,
+      total: work.length + 1 + (rawPlan.length > 0 ? 1 : 0),
       description: `${layout.table.toUpperCase()} ${layout.size} bytes → ${format}`,
     });
     await writePartitionTable(layout, sink);
+    const steps = work.length + (rawPlan.length > 0 ? 1 : 0);
     let step = 0;
     for (const [name, c] of work) {
       throwIfAborted(signal, op);
@@ -203,7 +219,7 @@ export async function writeDisk(
         type: "step",
         task: "disk.write",
         step,
-        steps: work.length,
+        steps,
         description: `${name}: ${c.fs}`,
       });
       const part = offsetSink(sink, p.offset, p.size);
@@ -242,6 +258,16 @@ export async function writeDisk(
       } else {
         await writeRawContent(p, c, part, signal);
       }
+    }
+    if (rawPlan.length > 0) {
+      onProgress?.({
+        type: "step",
+        task: "disk.write",
+        step: ++step,
+        steps,
+        description: `${rawPlan.length} raw write(s)`,
+      });
+      await writeRawWrites(rawPlan, sink, signal);
     }
     await sink.sync();
     await sink.close();
