@@ -11,6 +11,28 @@ export * from "./gvariant.js";
 // OCI image import (bootc / ostree-ext layout)
 export { canonicalJson } from "./import/canonical-json.js";
 export {
+  type BaseLayer,
+  type EncapsulatedBaseOptions,
+  type EncapsulatedBaseResult,
+  importEncapsulatedBase,
+  importObjectLayer,
+  missingObjects,
+  type ObjectLayerOptions,
+  type ObjectLayerResult,
+} from "./import/encapsulated.js";
+export {
+  classifyObjectLayerPath,
+  type EncapsulatedLayout,
+  encapsulatedLayout,
+  LABEL_BOOTC,
+  LABEL_FINAL_DIFFID,
+  LABEL_OSTREE_COMMIT,
+  OBJECT_LAYER_REPO_PREFIX,
+  type ObjectLayerPath,
+  objectLayerComponents,
+  xattrsLinkTarget,
+} from "./import/encapsulated-format.js";
+export {
   applyImport,
   type ImportImageOptions,
   type ImportPlan,

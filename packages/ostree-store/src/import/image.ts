@@ -25,6 +25,8 @@ import { Variant } from "../gvariant.js";
 import { metadataValue } from "../objects.js";
 import type { OstreeRepo, WriteStats } from "../repo.js";
 import { canonicalJson } from "./canonical-json.js";
+import { importEncapsulatedBase } from "./encapsulated.js";
+import { type EncapsulatedLayout, encapsulatedLayout } from "./encapsulated-format.js";
 import { filteredPathsMessage, LayerReader } from "./layer.js";
 import { writeCommitObject, writeLayerTree } from "./layer-commit.js";
 import { mergeLayerCommits } from "./merge.js";
@@ -92,6 +94,11 @@ export interface ImportPlan {
   needed: number;
   /** Compressed bytes that must be fetched. */
   bytesNeeded: number;
+  /**
+   * Set for an encapsulated ("chunked") bootc image (`ostree.final-diffid` label): which layers
+   * carry the OSTree commit's objects and which are derived layers. `null` for generic images.
+   */
+  encapsulated?: EncapsulatedLayout | null;
 }
 
 /** The outcome of {@link importImage}. */
@@ -106,6 +113,8 @@ export interface ImportResult {
   filtered: Map<string, number>;
   /** True when nothing had to be done. */
   alreadyPresent: boolean;
+  /** The encapsulated OSTree commit (the merge commit's parent) for encapsulated images. */
+  baseCommit?: string;
 }
 
 function jsonOf(bytes: Uint8Array, what: string): Record<string, unknown> {
@@ -255,6 +264,14 @@ export async function prepareImport(
     if (md && md.value === img.manifestDigest) presentCommit = existing;
   }
   const missing = layers.filter((l) => !l.present);
+  const annotations = (img.manifest.annotations ?? {}) as Record<string, unknown>;
+  const encapsulated = encapsulatedLayout(
+    img.diffIds,
+    labelsOf(img.config),
+    Object.fromEntries(
+      Object.entries(annotations).filter((e): e is [string, string] => typeof e[1] === "string"),
+    ),
+  );
   return {
     imageReference,
     imageRef: iref,
@@ -267,6 +284,7 @@ export async function prepareImport(
     presentCommit,
     needed: missing.length,
     bytesNeeded: missing.reduce((n, l) => n + l.descriptor.size, 0),
+    encapsulated,
   };
 }
 
@@ -349,7 +367,19 @@ export async function applyImport(
   const unlock = await repo.lock();
   try {
     const layers: ImportResult["layers"] = [];
-    for (let i = 0; i < plan.layers.length; i++) {
+    // Encapsulated image: the object layers carry the base commit; only the rest are derived layers.
+    const enc = plan.encapsulated ?? null;
+    let base: string | null = null;
+    if (enc) {
+      const r = await importEncapsulatedBase(repo, source, plan.layers, enc, {
+        ...(signal ? { signal } : {}),
+        ...(onProgress ? { onProgress } : {}),
+        ...(options.stats ? { stats: options.stats } : {}),
+      });
+      base = r.commit;
+      layers.push(...r.layers);
+    }
+    for (let i = layers.length; i < plan.layers.length; i++) {
       throwIfAborted(signal, OP);
       const l = plan.layers[i] as PreparedLayer;
       const id = l.descriptor.digest;
@@ -398,13 +428,20 @@ export async function applyImport(
     if (message) onProgress?.({ type: "warn", task: TASK, message, code: "FILTERED_PATHS" });
     const root = await mergeLayerCommits(
       repo,
-      layers.map((l) => l.commit),
+      base
+        ? [base, ...layers.slice(enc ? 1 + enc.chunkLayers.length : 0).map((l) => l.commit)]
+        : layers.map((l) => l.commit),
       { ...(signal ? { signal } : {}), ...(options.stats ? { stats: options.stats } : {}) },
     );
     const commit = await writeCommitObject(
       repo,
       root,
-      { metadata: mergeCommitMetadata(plan), timestamp: created ?? Math.floor(now() / 1000) },
+      {
+        metadata: mergeCommitMetadata(plan),
+        timestamp: created ?? Math.floor(now() / 1000),
+        // ostree-ext makes the encapsulated commit the merge commit's parent
+        ...(base ? { parent: base } : {}),
+      },
       options.stats,
     );
     await repo.setRef(plan.imageRef, commit);
@@ -415,6 +452,7 @@ export async function applyImport(
       layers,
       filtered,
       alreadyPresent: false,
+      ...(base ? { baseCommit: base } : {}),
     };
   } finally {
     await unlock();
