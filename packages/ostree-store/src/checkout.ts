@@ -12,8 +12,9 @@ import {
   toImageModeError,
   unsupported,
 } from "@imagemode/core";
+import { yieldToLoop } from "./internal/direct-io.js";
 import { splitPath } from "./mutable-tree.js";
-import { S_IFLNK, S_IFMT } from "./objects.js";
+import { type DirMeta, decodeOstreeMeta, S_IFLNK, S_IFMT } from "./objects.js";
 import { lookupPath } from "./read.js";
 import type { OstreeRepo } from "./repo.js";
 
@@ -41,6 +42,8 @@ export interface CheckoutOptions extends OpOptions {
 }
 
 const CONCURRENCY = 8;
+/** Synchronous operations between two turns of the event loop (hard-link fast path). */
+const BATCH = 256;
 
 /** Counters of a checkout. */
 export interface CheckoutStats {
@@ -83,6 +86,24 @@ export async function checkout(
   const c = await repo.readCommit(await repo.resolveRev(rev));
   const start = await lookupPath(repo, c, options.subpath ?? "/");
   const dirModes: [string, number][] = [];
+  // The hard-link fast path: synchronous mkdir/link/symlink on the real file system (see
+  // internal/direct-io.ts); anything it cannot do (a copy, a failed link) goes to placeFile.
+  const direct =
+    repo.direct && !options.union && !options.whiteouts && !options.forceCopyZeroSized
+      ? repo.direct
+      : null;
+  const metaCache = new Map<string, DirMeta>();
+  const dirMeta = async (csum: string): Promise<DirMeta> => {
+    let m = metaCache.get(csum);
+    if (!m) {
+      m = await repo.readDirMeta(csum);
+      metaCache.set(csum, m);
+    }
+    return m;
+  };
+  /** bare-user objects that are symlinks (their `user.ostreemeta` says so), by checksum. */
+  const bareUserLinks = new Map<string, boolean>();
+  let ops = 0;
 
   const applyOwner = async (p: string, uid: number, gid: number) => {
     if (!user) await fs.lchown(p, uid, gid);
@@ -103,7 +124,32 @@ export async function checkout(
     }
   };
   const makeDir = async (p: string, metaCsum: string, isRoot: boolean) => {
-    const m = await repo.readDirMeta(metaCsum);
+    const m = await dirMeta(metaCsum);
+    if (direct) {
+      try {
+        direct.fs.mkdirSync(p, { mode: 0o700 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EEXIST")
+          throw new ImageModeError("ALREADY_EXISTS", `${p} already exists`, {
+            op: "ostree.checkout",
+            data: { path: p },
+          });
+        throw e;
+      }
+      if (!user) {
+        direct.fs.lchownSync(p, m.uid, m.gid);
+        if (m.xattrs && m.xattrs.size > 0) {
+          if (!direct.xattrs)
+            throw unsupported("checking out xattrs needs an xattr backend (or use user mode)", {
+              op: "ostree.checkout",
+            });
+          for (const [k, v] of m.xattrs) direct.xattrs.set(p, k, v);
+        }
+      }
+      dirModes.push([p, m.mode & (user ? 0o1777 : 0o7777)]);
+      stats.dirs++;
+      return;
+    }
     const st = await exists(p);
     if (st) {
       if (!options.union || !st.isDirectory()) {
@@ -187,6 +233,70 @@ export async function checkout(
     stats.copied++;
   };
 
+  /**
+   * Places a file with synchronous calls when a hard link (or, for bare-user symlink objects, a
+   * symlink) does it; returns false when {@link placeFile} has to (copies, failed links).
+   */
+  const placeFileDirect = (p: string, csum: string): boolean => {
+    if (!direct || !link) return false;
+    const obj = repo.objectFile(csum, "file");
+    if (repo.mode === "bare-user") {
+      let isLink = bareUserLinks.get(csum);
+      if (isLink === undefined) {
+        if (!direct.xattrs) return false;
+        const meta = direct.xattrs.get(obj, "user.ostreemeta");
+        if (!meta) return false;
+        isLink = (decodeOstreeMeta(meta).mode & S_IFMT) === S_IFLNK;
+        bareUserLinks.set(csum, isLink);
+      }
+      if (isLink) {
+        // the object holds the target, NUL-terminated (user mode only: no chown)
+        const b = direct.fs.readFileSync(obj);
+        const end = b.length > 0 && b[b.length - 1] === 0 ? b.length - 1 : b.length;
+        direct.fs.symlinkSync(b.subarray(0, end).toString("utf8"), p);
+        stats.files++;
+        stats.symlinks++;
+        return true;
+      }
+    }
+    try {
+      direct.fs.linkSync(obj, p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (mode === "hardlink" || (code !== "EXDEV" && code !== "EMLINK" && code !== "EPERM"))
+        throw toImageModeError(e, "ostree.checkout", { path: p });
+      return false;
+    }
+    stats.files++;
+    stats.hardlinked++;
+    return true;
+  };
+
+  const walkDirect = async (dir: string, tree: string) => {
+    throwIfAborted(options.signal, "ostree.checkout");
+    const t = await repo.readDirTree(tree);
+    for (const f of t.files) {
+      const p = join(dir, f.name);
+      if (!placeFileDirect(p, f.checksum)) await placeFile(p, f.checksum);
+      if (++ops % BATCH === 0) {
+        await yieldToLoop();
+        throwIfAborted(options.signal, "ostree.checkout");
+      }
+    }
+    for (const d of t.dirs) {
+      const p = join(dir, d.name);
+      await makeDir(p, d.meta, false);
+      await walkDirect(p, d.tree);
+    }
+    if (options.onProgress)
+      options.onProgress({
+        type: "step",
+        task: "ostree.checkout",
+        step: stats.files,
+        description: dir,
+      });
+  };
+
   const walk = async (dir: string, tree: string) => {
     throwIfAborted(options.signal, "ostree.checkout");
     const t = await repo.readDirTree(tree);
@@ -235,10 +345,16 @@ export async function checkout(
       await placeFile(dest, start.checksum);
     } else {
       await makeDir(dest, start.meta, true);
-      await walk(dest, start.tree);
-      // modes last (a read-only directory could not be filled), deepest first
-      for (let i = dirModes.length - 1; i >= 0; i--)
-        await fs.chmod(dirModes[i]![0], dirModes[i]![1]);
+      if (direct) {
+        await walkDirect(dest, start.tree);
+        for (let i = dirModes.length - 1; i >= 0; i--)
+          direct.fs.chmodSync(dirModes[i]![0], dirModes[i]![1]);
+      } else {
+        await walk(dest, start.tree);
+        // modes last (a read-only directory could not be filled), deepest first
+        for (let i = dirModes.length - 1; i >= 0; i--)
+          await fs.chmod(dirModes[i]![0], dirModes[i]![1]);
+      }
     }
   } catch (e) {
     throw toImageModeError(e, "ostree.checkout", { dest });

@@ -18,6 +18,7 @@ import {
 } from "@imagemode/core";
 import { Variant } from "./gvariant.js";
 import { gHashTableOrder } from "./internal/ghash-order.js";
+import { readHostTreeDirect } from "./internal/host-tree.js";
 import { MutableTree, splitPath } from "./mutable-tree.js";
 import {
   canonicalMode,
@@ -296,6 +297,14 @@ export async function* hostDirectoryTree(
     options.canonicalPermissions ||
     repo.mode === "bare-user-only"
   );
+  if (repo.direct) {
+    // the real file system: synchronous reads (same entries, same order; see internal/host-tree.ts)
+    yield* readHostTreeDirect(repo.direct, dir, {
+      xattrs: wantX && repo.direct.xattrs !== null,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return;
+  }
   for await (const e of readHostDirectory(dir, {
     includeRoot: true,
     xattrs: wantX ? repo.xattrs : null,

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as nodeFsp from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -32,6 +33,7 @@ import {
   writeTree,
 } from "./commit.js";
 import type { Variant } from "./gvariant.js";
+import { type DirectIo, loadDirectIo } from "./internal/direct-io.js";
 import {
   type FsckOptions,
   type FsckResult,
@@ -217,6 +219,12 @@ export class OstreeRepo {
   readonly fsync: boolean;
   /** Wall clock (ms). */
   readonly now: () => number;
+  /**
+   * Synchronous I/O for the hot paths (object writes, hard-link checkouts), or `null` when a
+   * file system or an xattr backend was injected (then every call goes through those).
+   * Internal: not part of the stable API.
+   */
+  readonly direct: DirectIo | null;
   private lockDepth = 0;
   private releaseLock: (() => Promise<void>) | null = null;
 
@@ -233,6 +241,10 @@ export class OstreeRepo {
     this.xattrs = options.xattrs === undefined ? loadXattrBackend() : options.xattrs;
     this.fsync = options.fsync ?? true;
     this.now = options.now ?? Date.now;
+    this.direct =
+      options.fs === undefined && (options.xattrs === undefined || options.xattrs === null)
+        ? loadDirectIo(options.xattrs === undefined && this.xattrs !== null)
+        : null;
   }
 
   /**
@@ -326,11 +338,23 @@ export class OstreeRepo {
 
   /** True when the object is present. */
   async hasObject(checksum: string, type: ObjectType): Promise<boolean> {
+    if (this.direct) return this.hasObjectSync(checksum, type);
     try {
       await this.fs.lstat(this.objectFile(checksum, type));
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw toImageModeError(e, OP);
+    }
+  }
+
+  private hasObjectSync(checksum: string, type: ObjectType): boolean {
+    try {
+      return (
+        this.direct!.fs.lstatSync(this.objectFile(checksum, type), { throwIfNoEntry: false }) !==
+        undefined
+      );
+    } catch (e) {
       throw toImageModeError(e, OP);
     }
   }
@@ -380,6 +404,18 @@ export class OstreeRepo {
     const dest = this.objectFile(csum, type);
     if (type !== "commitmeta" && (await this.hasObject(csum, type))) {
       if (stats) stats.metadataExisting++;
+      return csum;
+    }
+    if (this.direct) {
+      try {
+        this.ensureObjectDirSync(dest);
+        this.writeObjectSync(dest, 0o644, (fd) => {
+          this.direct!.fs.writeSync(fd, bytes, 0, bytes.length, 0);
+        });
+      } catch (e) {
+        throw toImageModeError(e, OP, { checksum: csum, type });
+      }
+      if (stats) stats.metadataWritten++;
       return csum;
     }
     await this.ensureObjectDir(dest);
@@ -467,7 +503,36 @@ export class OstreeRepo {
         if (stats) stats.contentExisting++;
         return csum;
       }
-      await this.writeSymlinkObject(csum, header);
+      if (this.direct) this.writeSymlinkObjectSync(csum, header);
+      else await this.writeSymlinkObject(csum, header);
+      if (stats) stats.contentWritten++;
+      return csum;
+    }
+    // Peek at most two chunks: a payload that fits in one chunk (most files) is written with
+    // one write (archive: one synchronous raw deflate); anything longer is streamed.
+    const it = (content ?? emptyStream())[Symbol.asyncIterator]();
+    let first: IteratorResult<Uint8Array>;
+    let second: IteratorResult<Uint8Array>;
+    try {
+      first = await it.next();
+      second = first.done ? first : await it.next();
+    } catch (e) {
+      throw toImageModeError(e, OP);
+    }
+    const check = () => {
+      if (signal?.aborted) throw toImageModeError(signal.reason ?? new Error("aborted"), OP);
+    };
+    check();
+    if (second.done && this.direct) {
+      const data = first.done ? new Uint8Array(0) : first.value;
+      hash.update(data);
+      const csum = hash.digest("hex");
+      if (stats) stats.contentBytes += data.byteLength;
+      if (this.hasObjectSync(csum, "file")) {
+        if (stats) stats.contentExisting++;
+        return csum;
+      }
+      this.writeRegularObjectSync(csum, header, data);
       if (stats) stats.contentWritten++;
       return csum;
     }
@@ -476,15 +541,6 @@ export class OstreeRepo {
     let fh: nodeFsp.FileHandle | undefined;
     try {
       fh = await this.fs.open(tmp, "wx", 0o600);
-      // Peek at most two chunks: a payload that fits in one chunk (most files) is written with
-      // one write (archive: one synchronous raw deflate); anything longer is streamed.
-      const it = (content ?? emptyStream())[Symbol.asyncIterator]();
-      const first = await it.next();
-      const second = first.done ? first : await it.next();
-      const check = () => {
-        if (signal?.aborted) throw toImageModeError(signal.reason ?? new Error("aborted"), OP);
-      };
-      check();
       if (second.done) {
         const data = first.done ? new Uint8Array(0) : first.value;
         hash.update(data);
@@ -559,6 +615,132 @@ export class OstreeRepo {
   }
 
   private readonly objectDirs = new Set<string>();
+
+  /** {@link ensureObjectDir}, synchronously. */
+  private ensureObjectDirSync(objectFile: string): void {
+    const dir = join(objectFile, "..");
+    if (this.objectDirs.has(dir)) return;
+    this.direct!.fs.mkdirSync(dir, { recursive: true });
+    this.objectDirs.add(dir);
+  }
+
+  /**
+   * Writes an object file synchronously: a temp file in `tmp/` filled by `fill`, fsynced when
+   * enabled, renamed to `dest` (the object directory must exist). The temp file is removed on
+   * failure.
+   */
+  private writeObjectSync(dest: string, mode: number, fill: (fd: number, tmp: string) => void) {
+    const fs = this.direct!.fs;
+    const tmp = this.tmpPath();
+    let fd: number | undefined = fs.openSync(tmp, "wx", mode);
+    try {
+      fill(fd, tmp);
+      if (this.fsync) fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fd = undefined;
+      fs.renameSync(tmp, dest);
+    } catch (e) {
+      if (fd !== undefined) fs.closeSync(fd);
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        // already gone
+      }
+      throw e;
+    }
+  }
+
+  /** A regular-file content object whose whole payload is in memory, written synchronously. */
+  private writeRegularObjectSync(csum: string, header: FileHeader, data: Uint8Array): void {
+    const fs = this.direct!.fs;
+    const dest = this.objectFile(csum, "file");
+    try {
+      this.ensureObjectDirSync(dest);
+      this.writeObjectSync(dest, 0o600, (fd, tmp) => {
+        if (this.mode === "archive") {
+          const h = encodeArchiveHeader(header, data.byteLength);
+          const z = deflateRawSync(data, { level: 6 });
+          fs.writevSync(fd, [h, z], 0);
+          return;
+        }
+        if (data.byteLength > 0) fs.writeSync(fd, data, 0, data.byteLength, 0);
+        this.applyBareMetadataSync(fd, tmp, header);
+        fs.futimesSync(fd, 0, 0);
+      });
+    } catch (e) {
+      throw toImageModeError(e, OP, { checksum: csum });
+    }
+  }
+
+  /** {@link applyBareMetadata}, synchronously. */
+  private applyBareMetadataSync(fd: number, tmp: string, header: FileHeader): void {
+    const { fs, xattrs } = this.direct!;
+    if (this.mode === "bare") {
+      fs.fchownSync(fd, header.uid, header.gid);
+      fs.fchmodSync(fd, header.mode & 0o7777);
+      if (header.xattrs && header.xattrs.size > 0) {
+        if (!xattrs)
+          throw unsupported("writing xattrs to a bare repository needs an xattr backend", {
+            op: OP,
+          });
+        for (const [k, v] of header.xattrs) if (v.length > 0) xattrs.set(tmp, k, v);
+      }
+    } else if (this.mode === "bare-user") {
+      if (!xattrs) throw this.noXattrs();
+      xattrs.set(tmp, "user.ostreemeta", encodeOstreeMeta(header));
+      fs.fchmodSync(fd, (header.mode & 0o775) | 0o400);
+    } else {
+      fs.fchmodSync(fd, header.mode & 0o755);
+    }
+  }
+
+  /** {@link writeSymlinkObject}, synchronously. */
+  private writeSymlinkObjectSync(csum: string, header: FileHeader): void {
+    const target = header.symlinkTarget ?? "";
+    if (target === "") throw invalidArgument("symlink with an empty target", { op: OP });
+    const { fs, xattrs } = this.direct!;
+    const dest = this.objectFile(csum, "file");
+    try {
+      this.ensureObjectDirSync(dest);
+      if (this.mode === "archive") {
+        const h = encodeArchiveHeader(header, 0);
+        this.writeObjectSync(dest, 0o644, (fd) => {
+          fs.writeSync(fd, h, 0, h.length, 0);
+        });
+      } else if (this.mode === "bare-user") {
+        if (!xattrs) throw this.noXattrs();
+        const t = Buffer.from(`${target}\0`);
+        this.writeObjectSync(dest, 0o644, (fd, tmp) => {
+          fs.writeSync(fd, t, 0, t.length, 0);
+          xattrs.set(tmp, "user.ostreemeta", encodeOstreeMeta(header));
+          fs.futimesSync(fd, 0, 0);
+        });
+      } else {
+        const tmp = this.tmpPath();
+        try {
+          fs.symlinkSync(target, tmp);
+          if (this.mode === "bare") fs.lchownSync(tmp, header.uid, header.gid);
+          fs.lutimesSync(tmp, 0, 0);
+          fs.renameSync(tmp, dest);
+        } catch (e) {
+          try {
+            fs.unlinkSync(tmp);
+          } catch {
+            // already gone
+          }
+          throw e;
+        }
+      }
+    } catch (e) {
+      throw toImageModeError(e, OP, { checksum: csum });
+    }
+  }
+
+  private noXattrs(): ImageModeError {
+    return unsupported("bare-user repositories need an xattr backend (install @napi-rs/xattr)", {
+      op: OP,
+    });
+  }
 
   /** Creates `objects/XX` once per repository object. */
   private async ensureObjectDir(objectFile: string): Promise<void> {
@@ -970,9 +1152,14 @@ export class OstreeRepo {
   // ───────────── lock and tmp ─────────────
 
   /**
-   * Takes the repository's write lock (`tmp/imagemode.lock`, a directory created atomically and
-   * holding the owner's pid; a lock left by a dead process is taken over). Note: this lock is
-   * not libostree's `flock()` on `.lock`, which Node.js cannot take.
+   * Takes the repository's write lock: the directory `tmp/imagemode.lock`, holding a file
+   * `owner` with `<pid> <hostname> <token>`. The directory is prepared under a temp name and
+   * renamed into place, so it never exists without its owner. A lock whose owner is a process of
+   * this host that is no longer running (a crash) is stale and taken over: it is renamed away
+   * (atomic: one taker wins), checked to still be the stale one, and removed. Locks of other
+   * hosts are never taken over (`CONFLICT` after `timeoutMs`, default 30 s). Release removes the
+   * lock only while it is still ours. Note: this lock is not libostree's `flock()` on `.lock`,
+   * which Node.js cannot take.
    */
   async lock(options: { timeoutMs?: number } = {}): Promise<() => Promise<void>> {
     if (this.lockDepth > 0) {
@@ -986,27 +1173,37 @@ export class OstreeRepo {
         if (this.lockDepth === 0 && this.releaseLock) await this.releaseLock();
       };
     }
-    const dir = join(this.path, "tmp", "imagemode.lock");
+    const dir = join(this.path, "tmp", LOCK_DIR);
+    const me: LockOwner = {
+      pid: process.pid,
+      host: hostname(),
+      token: randomBytes(8).toString("hex"),
+    };
     const deadline = this.now() + (options.timeoutMs ?? 30_000);
     for (;;) {
+      const prep = this.tmpPath();
       try {
-        await this.fs.mkdir(dir);
-        await this.fs.writeFile(join(dir, "pid"), String(process.pid));
+        await this.fs.mkdir(prep, { mode: 0o755 });
+        await this.fs.writeFile(join(prep, LOCK_OWNER), formatLockOwner(me));
+        await this.fs.rename(prep, dir);
         break;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST")
-          throw toImageModeError(e, "ostree.lock");
-        const pid = Number(await this.fs.readFile(join(dir, "pid"), "utf8").catch(() => "0"));
-        if (pid > 0 && pid !== process.pid && !processAlive(pid)) {
-          await this.fs.rm(dir, { recursive: true, force: true });
-          continue;
-        }
-        if (this.now() > deadline)
-          throw new ImageModeError("CONFLICT", `repository ${this.path} is locked by pid ${pid}`, {
-            op: "ostree.lock",
-          });
-        await new Promise((r) => setTimeout(r, 50));
+        await this.fs.rm(prep, { recursive: true, force: true }).catch(() => undefined);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== "EEXIST" && code !== "ENOTEMPTY") throw toImageModeError(e, "ostree.lock");
       }
+      const held = await this.readLockOwner(dir);
+      if (held === undefined) continue; // released in the meantime
+      if (held !== null && held.host === me.host && !processAlive(held.pid)) {
+        if (await this.breakStaleLock(dir, held)) continue;
+      }
+      if (this.now() > deadline)
+        throw new ImageModeError(
+          "CONFLICT",
+          `repository ${this.path} is locked by ${held ? `pid ${held.pid} on ${held.host}` : "another process"}`,
+          { op: "ostree.lock", data: held ? { pid: held.pid, host: held.host } : {} },
+        );
+      await new Promise((r) => setTimeout(r, 50));
     }
     // ostree's own lock file, created like ostree does (empty, 0640); we never flock it
     await this.fs
@@ -1015,7 +1212,9 @@ export class OstreeRepo {
     this.lockDepth = 1;
     this.releaseLock = async () => {
       this.releaseLock = null;
-      await this.fs.rm(dir, { recursive: true, force: true });
+      const held = await this.readLockOwner(dir);
+      if (!held || held.token !== me.token) return; // not ours any more: leave it alone
+      await this.removeLockDir(dir);
     };
     let released = false;
     return async () => {
@@ -1024,6 +1223,70 @@ export class OstreeRepo {
       this.lockDepth--;
       if (this.lockDepth === 0 && this.releaseLock) await this.releaseLock();
     };
+  }
+
+  /**
+   * The owner of the lock directory: `undefined` when there is no lock, `null` when it has no
+   * readable owner. Locks of earlier versions (a `pid` file) count as owned by this host.
+   */
+  private async readLockOwner(dir: string): Promise<LockOwner | null | undefined> {
+    try {
+      return parseLockOwner(await this.fs.readFile(join(dir, LOCK_OWNER), "utf8"));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") return null;
+    }
+    try {
+      const pid = Number((await this.fs.readFile(join(dir, "pid"), "utf8")).trim());
+      return Number.isInteger(pid) && pid > 0 ? { pid, host: hostname(), token: "" } : null;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") return null;
+    }
+    try {
+      await this.fs.lstat(dir);
+      return null;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Takes a stale lock away: renames it to a temp name (only one taker can), then checks that
+   * what it moved is the stale lock it looked at. If a live process took the lock in between,
+   * the lock is put back. Returns true when the caller should try to take the lock again.
+   */
+  private async breakStaleLock(dir: string, stale: LockOwner): Promise<boolean> {
+    const grave = this.tmpPath();
+    try {
+      await this.fs.rename(dir, grave);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return true; // someone else did
+      throw toImageModeError(e, "ostree.lock");
+    }
+    const moved = await this.readLockOwner(grave);
+    if (
+      moved &&
+      moved.pid === stale.pid &&
+      moved.host === stale.host &&
+      moved.token === stale.token
+    ) {
+      await this.fs.rm(grave, { recursive: true, force: true });
+      return true;
+    }
+    // not the stale lock any more: give it back (fails only if a third process took the lock)
+    await this.fs.rename(grave, dir).catch(() => undefined);
+    return false;
+  }
+
+  /** Removes the lock directory: renamed away first, so it never exists half-removed. */
+  private async removeLockDir(dir: string): Promise<void> {
+    const grave = this.tmpPath();
+    try {
+      await this.fs.rename(dir, grave);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw toImageModeError(e, "ostree.lock");
+    }
+    await this.fs.rm(grave, { recursive: true, force: true });
   }
 
   /** Removes temp files left in `tmp/` by imagemode processes that are no longer running. */
@@ -1043,6 +1306,28 @@ export class OstreeRepo {
     }
     return n;
   }
+}
+
+/** The lock directory (in `tmp/`) and the file in it that names the owner. */
+const LOCK_DIR = "imagemode.lock";
+const LOCK_OWNER = "owner";
+
+/** Who holds the repository lock. */
+interface LockOwner {
+  pid: number;
+  host: string;
+  /** Random per lock taken: tells two locks of the same process apart. */
+  token: string;
+}
+
+function formatLockOwner(o: LockOwner): string {
+  return `${o.pid} ${o.host} ${o.token}\n`;
+}
+
+function parseLockOwner(text: string): LockOwner | null {
+  const m = /^(\d+) (\S+) ([0-9a-f]*)\s*$/.exec(text);
+  if (!m) return null;
+  return { pid: Number(m[1]), host: m[2]!, token: m[3]! };
 }
 
 function processAlive(pid: number): boolean {

@@ -1,7 +1,9 @@
 /**
  * fsck, prune and stats, checked against the real ostree CLI on the same repositories.
  */
-import { appendFile, cp, readdir, rm, unlink, writeFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { appendFile, cp, mkdir, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OstreeRepo, objectPath, type RepoMode } from "../src/index.js";
@@ -155,5 +157,63 @@ describe("tmp cleanup and lock", () => {
     await release();
     const r2 = await other.lock({ timeoutMs: 200 });
     await r2();
+  });
+
+  it("takes over the lock of a crashed process; never a live or foreign one", async () => {
+    const path = join(work.path, "stalelock");
+    const repo = await OstreeRepo.init(path, { mode: "archive", fsync: false });
+    const lockDir = join(path, "tmp", "imagemode.lock");
+    const leaveLock = async (owner: string, file = "owner") => {
+      await mkdir(lockDir);
+      await writeFile(join(lockDir, file), owner);
+    };
+    // a real process that has exited: its pid is not alive on this host
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid;
+    expect(dead).toBeGreaterThan(0);
+
+    // a process that crashed while holding the lock (current format) …
+    await leaveLock(`${dead} ${hostname()} 0123abcd\n`);
+    const r1 = await repo.lock({ timeoutMs: 200 });
+    expect(await readFile(join(lockDir, "owner"), "utf8")).toMatch(
+      new RegExp(`^${process.pid} ${hostname()} [0-9a-f]{16}\n$`),
+    );
+    await r1();
+    await expect(readdir(lockDir)).rejects.toMatchObject({ code: "ENOENT" });
+
+    // … or a lock of the previous format (a bare pid file) are taken over
+    await leaveLock(String(dead), "pid");
+    await (await repo.lock({ timeoutMs: 200 }))();
+
+    // a live process keeps its lock
+    const live = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+    try {
+      await leaveLock(`${live.pid} ${hostname()} 0123abcd\n`);
+      await expect(repo.lock({ timeoutMs: 150 })).rejects.toMatchObject({
+        code: "CONFLICT",
+        data: { pid: live.pid },
+      });
+    } finally {
+      live.kill();
+    }
+    await rm(lockDir, { recursive: true });
+
+    // a lock of another host is never taken over (its pid means nothing here)
+    await leaveLock(`${dead} some-other-host 0123abcd\n`);
+    await expect(repo.lock({ timeoutMs: 150 })).rejects.toMatchObject({ code: "CONFLICT" });
+    await rm(lockDir, { recursive: true });
+
+    // releasing a lock that was taken away (here: replaced) leaves the new owner's lock alone
+    const r3 = await repo.lock();
+    await rm(lockDir, { recursive: true });
+    await leaveLock(`${process.pid} ${hostname()} feedfeed\n`);
+    await r3();
+    expect(await readFile(join(lockDir, "owner"), "utf8")).toContain("feedfeed");
+    await rm(lockDir, { recursive: true });
+
+    // and the repository still works for a writer that takes the lock through commit()
+    await leaveLock(`${dead} ${hostname()} 0123abcd\n`);
+    const c = await repo.commit({ tree: { dir: join(work.path, "t3") }, refBinding: false });
+    expect(c.commit).toMatch(/^[0-9a-f]{64}$/);
+    await expect(readdir(lockDir)).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
