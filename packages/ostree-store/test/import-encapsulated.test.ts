@@ -276,6 +276,41 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
     expect(listTree(co)).toEqual(listTree(expected));
   });
 
+  it("reads the older v1 xattrs layout (`.file-xattrs` objects, `.file-xattrs-link` hard links)", async () => {
+    const out = run("python3", [
+      join(FIXTURES, "export-chunked.py"),
+      "--xattrs-style=link",
+      srcRepo,
+      commit,
+      join(tmp.path, "layers-link"),
+      "usr/lib",
+    ]);
+    const files = (JSON.parse(out) as { layers: { file: string; diffId: string }[] }).layers;
+    expect(files).toHaveLength(2);
+    expect(run("tar", ["tvf", (files[1] as { file: string }).file])).toMatch(
+      /\.file-xattrs-link link to sysroot\/ostree\/repo\/objects\/..\/[0-9a-f]{62}\.file-xattrs/,
+    );
+    const repoDir = join(tmp.path, "ours-link");
+    const repo = await OstreeRepo.init(repoDir, { mode: "archive", fsync: false });
+    const chunk = files[1] as { file: string; diffId: string };
+    const head = files[0] as { file: string; diffId: string };
+    const objects = await importObjectLayer(repo, createReadStream(chunk.file), {
+      kind: "objects",
+      compression: "none",
+      diffId: chunk.diffId as `sha256:${string}`,
+    });
+    expect(objects.contentObjects).toBeGreaterThan(0);
+    const r = await importObjectLayer(repo, createReadStream(head.file), {
+      kind: "commit",
+      compression: "none",
+      diffId: head.diffId as `sha256:${string}`,
+    });
+    expect(r.commit).toBe(commit);
+    run("ostree", [`--repo=${repoDir}`, "fsck"]);
+    const ls = (dir: string) => run("ostree", [`--repo=${dir}`, "ls", "-R", "-C", "-X", commit]);
+    expect(ls(repoDir)).toBe(ls(srcRepo));
+  });
+
   describe("damaged and hostile object layers", () => {
     const mutate = (input: string, mode: string): string => {
       const out = join(tmp.path, `${mode}-${input.split("/").pop()}`);

@@ -169,10 +169,12 @@ export function classifyObjectLayerPath(raw: string): ObjectLayerPath {
 
 /**
  * The checksum an xattrs hard link points at: `…/objects/XX/REST.file-xattrs` (v1) or
- * `…/xattrs/<sha256>` (v0). Throws `PARSE` otherwise.
+ * `…/xattrs/<sha256>` (v0), possibly relative (`../XX/REST.file-xattrs`). Throws `PARSE` otherwise.
  */
 export function xattrsLinkTarget(raw: string): string {
-  const parts = objectLayerComponents(raw);
+  // Only the last two components name the blob; nothing is resolved on disk, so a relative
+  // target such as `../b8/….file-xattrs` (which ostree-ext accepts) is harmless.
+  const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
   const name = parts[parts.length - 1] ?? "";
   const parent = parts[parts.length - 2] ?? "";
   if (parent === "xattrs" && HEX64.test(name)) return name;
