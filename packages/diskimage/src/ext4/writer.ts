@@ -18,10 +18,11 @@ import {
   unsupported,
 } from "@imagemode/core";
 import type { BlockSink } from "../block-sink.js";
-import { checksumDirBlock, type DirEntry, FT, htreeShape, layoutDirectory } from "./directory.js";
+import { checksumDirBlock, FT, htreeShape, layoutDirectory } from "./directory.js";
 import { DX_HASH } from "./dirhash.js";
 import { buildExtentTree, type Extent4, MAX_EXTENT_LEN } from "./extents.js";
 import { planWithBitmap } from "./geometry.js";
+import { DirList, InodeStore, NODE_FLAG, typeCode } from "./inode-store.js";
 import { defaultJournalBlocks, encodeJournalSuperblock, JOURNAL_INO } from "./journal.js";
 import {
   BG_FLAGS,
@@ -101,51 +102,6 @@ export interface Ext4Result {
   contentBytes: number;
 }
 
-interface Node {
-  ino: number;
-  path: string;
-  type: TreeEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-  rdev: number;
-  size: number;
-  target?: Uint8Array;
-  xattrs: XattrRecord[];
-  content?: () => Promise<AsyncIterable<Uint8Array>>;
-  links: number;
-  children?: { name: Uint8Array; node: Node }[];
-  names?: Set<string>;
-  parent?: Node;
-  // results
-  extents: Extent4[];
-  treeBlocks: number;
-  iBlock?: Uint8Array;
-  xattrBlock: number;
-  indexed: boolean;
-}
-
-function newNode(path: string, e: Partial<TreeEntry> & { type: TreeEntryType }, sde: number): Node {
-  return {
-    ino: 0,
-    path,
-    type: e.type,
-    mode: (e.mode ?? (e.type === "dir" ? 0o755 : 0o644)) & 0o7777,
-    uid: e.uid ?? 0,
-    gid: e.gid ?? 0,
-    mtime: Math.floor(e.mtime ?? sde),
-    rdev: e.rdev ?? 0,
-    size: 0,
-    xattrs: [],
-    links: 1,
-    extents: [],
-    treeBlocks: 0,
-    xattrBlock: 0,
-    indexed: false,
-  };
-}
-
 function parseUuid(u: string | Uint8Array, what: string): Uint8Array {
   if (u instanceof Uint8Array) {
     if (u.length !== 16) throw invalidArgument(`${what} must be 16 bytes`, { op: OP });
@@ -170,6 +126,13 @@ function derivedUuid(seed: string): Uint8Array {
   return b;
 }
 
+/** Type codes of the inode store. */
+const TYPE = {
+  file: typeCode("file"),
+  dir: typeCode("dir"),
+  symlink: typeCode("symlink"),
+} as const;
+
 const FILE_TYPE: Record<TreeEntryType, number> = {
   file: FT.file,
   dir: FT.dir,
@@ -188,21 +151,34 @@ function devParts(rdev: number): { major: number; minor: number } {
   return { major, minor };
 }
 
-/** Collects the tree (pass one): nodes with inode numbers, parents before children. */
+/** Collects the tree (pass one) into `st`: inode numbers in tree order, parents before children. */
 async function collect(
   tree: FileTree,
+  st: InodeStore,
   sde: number,
   bs: number,
   signal?: AbortSignal,
-): Promise<{ root: Node; nodes: Node[] }> {
-  const root = newNode(".", { type: "dir" }, sde);
-  root.children = [];
-  root.names = new Set();
-  root.parent = root;
-  const dirs = new Map<string, Node>([["", root]]);
-  const byKey = new Map<string, Node>();
-  const nodes: Node[] = [];
-  let lostFound: Node | undefined;
+): Promise<void> {
+  const ROOT = 2;
+  const LOST = 11;
+  const init = (ino: number, path: string, e: Partial<TreeEntry> & { type: TreeEntryType }) => {
+    st.ensure(ino);
+    st.type[ino] = typeCode(e.type);
+    st.mode[ino] = (e.mode ?? (e.type === "dir" ? 0o755 : 0o644)) & 0o7777;
+    st.uid[ino] = e.uid ?? 0;
+    st.gid[ino] = e.gid ?? 0;
+    st.mtime[ino] = Math.floor(e.mtime ?? sde);
+    st.rdev[ino] = e.rdev ?? 0;
+    st.links[ino] = e.type === "dir" ? 0 : 1;
+    st.paths[ino] = path;
+  };
+  init(ROOT, ".", { type: "dir" });
+  st.parent[ROOT] = ROOT;
+  st.dirs.set(ROOT, new DirList());
+  const dirs = new Map<string, number>([["", ROOT]]);
+  const byKey = new Map<string, number>();
+  let lostFound = 0;
+  let next = 12;
   let count = 0;
   for await (const e of tree) {
     if ((++count & 1023) === 0) throwIfAborted(signal, OP);
@@ -210,13 +186,12 @@ async function collect(
       if (count !== 1) throw invalidArgument(`the root entry "." must come first`, { op: OP });
       if (e.type !== "dir")
         throw invalidArgument(`the root entry "." must be a directory`, { op: OP });
-      Object.assign(root, {
-        mode: e.mode & 0o7777,
-        uid: e.uid,
-        gid: e.gid,
-        mtime: Math.floor(e.mtime ?? sde),
-      });
-      root.xattrs = xattrsOf(e);
+      st.mode[ROOT] = e.mode & 0o7777;
+      st.uid[ROOT] = e.uid;
+      st.gid[ROOT] = e.gid;
+      st.mtime[ROOT] = Math.floor(e.mtime ?? sde);
+      const x = xattrsOf(e);
+      if (x.length > 0) st.xattrs.set(ROOT, x);
       continue;
     }
     for (const id of [e.uid, e.gid]) {
@@ -236,39 +211,48 @@ async function collect(
     const parentPath = slash < 0 ? "" : e.path.slice(0, slash);
     const name = slash < 0 ? e.path : e.path.slice(slash + 1);
     const parent = dirs.get(parentPath);
-    if (!parent)
+    const list = parent === undefined ? undefined : st.dirs.get(parent);
+    if (parent === undefined || !list)
       throw invalidArgument(`${e.path}: parent directory is not in the tree before it`, {
         op: OP,
         data: { path: e.path },
       });
-    if (parent.names?.has(name))
+    if (list.names?.has(name))
       throw invalidArgument(`${e.path}: duplicate entry`, { op: OP, data: { path: e.path } });
-    parent.names?.add(name);
-    let node: Node | undefined = e.inode !== undefined ? byKey.get(e.inode) : undefined;
-    if (node) {
-      if (node.type !== e.type || e.type === "dir") {
-        throw invalidArgument(`${e.path}: hard link to ${node.path} of another type`, {
+    list.names?.add(name);
+    let ino = e.inode !== undefined ? (byKey.get(e.inode) ?? 0) : 0;
+    if (ino > 0) {
+      if (st.typeOf(ino) !== e.type || e.type === "dir") {
+        throw invalidArgument(`${e.path}: hard link to ${st.pathOf(ino)} of another type`, {
           op: OP,
           data: { path: e.path },
         });
       }
-      node.links++;
-      if (node.links > 65000) {
-        throw invalidArgument(`${node.path}: more than 65000 hard links`, {
+      st.links[ino] = (st.links[ino] as number) + 1;
+      if ((st.links[ino] as number) > 65000) {
+        throw invalidArgument(`${st.pathOf(ino)}: more than 65000 hard links`, {
           op: OP,
           data: { path: e.path },
         });
       }
     } else {
-      node = newNode(e.path, e, sde);
-      node.xattrs = xattrsOf(e);
+      const isLost = parent === ROOT && name === "lost+found";
+      if (isLost && e.type !== "dir")
+        throw invalidArgument("lost+found at the root must be a directory", { op: OP });
+      ino = isLost ? LOST : next++;
+      if (isLost) lostFound = ino;
+      init(ino, e.path, e);
+      const x = xattrsOf(e);
+      if (x.length > 0) st.xattrs.set(ino, x);
       if (e.type === "file") {
-        node.size = e.size ?? 0;
-        if (!Number.isSafeInteger(node.size) || node.size < 0)
+        const size = e.size ?? 0;
+        if (!Number.isSafeInteger(size) || size < 0)
           throw invalidArgument(`${e.path}: invalid size ${e.size}`, { op: OP });
-        if (node.size > 0 && !e.content)
-          throw invalidArgument(`${e.path}: file of ${node.size} bytes has no content`, { op: OP });
-        node.content = e.content;
+        if (size > 0 && !e.content)
+          throw invalidArgument(`${e.path}: file of ${size} bytes has no content`, { op: OP });
+        st.size[ino] = size;
+        st.fileInos.push(ino);
+        st.openers.push(size > 0 ? e.content : undefined);
       } else if (e.type === "symlink") {
         const t = Buffer.from(e.linkTarget ?? "");
         if (t.length === 0 || t.length >= bs || t.includes(0)) {
@@ -277,35 +261,36 @@ async function collect(
             { op: OP, data: { path: e.path } },
           );
         }
-        node.target = new Uint8Array(t);
-        node.size = t.length;
+        st.size[ino] = t.length;
+        if (t.length < 60) st.iBlockOf(ino).set(t);
+        else st.targets.set(ino, new Uint8Array(t));
       } else if (e.type === "dir") {
-        node.children = [];
-        node.names = new Set();
-        node.parent = parent;
-        dirs.set(e.path, node);
+        st.parent[ino] = parent;
+        st.dirs.set(ino, new DirList());
+        dirs.set(e.path, ino);
+        st.links[parent] = (st.links[parent] as number) + 1;
       }
-      if (e.inode !== undefined) byKey.set(e.inode, node);
-      if (parent === root && name === "lost+found") {
-        if (e.type !== "dir")
-          throw invalidArgument("lost+found at the root must be a directory", { op: OP });
-        lostFound = node;
-      } else nodes.push(node);
+      if (e.inode !== undefined) byKey.set(e.inode, ino);
     }
-    parent.children?.push({ name: new Uint8Array(Buffer.from(name)), node });
+    list.add(Buffer.from(name), ino, FILE_TYPE[e.type]);
   }
   if (!lostFound) {
-    lostFound = newNode("lost+found", { type: "dir", mode: 0o700 }, sde);
-    lostFound.children = [];
-    lostFound.parent = root;
-    root.children?.push({ name: new Uint8Array(Buffer.from("lost+found")), node: lostFound });
+    lostFound = LOST;
+    init(LOST, "lost+found", { type: "dir", mode: 0o700 });
+    st.parent[LOST] = ROOT;
+    st.dirs.set(LOST, new DirList());
+    st.links[ROOT] = (st.links[ROOT] as number) + 1;
+    st.dirs.get(ROOT)?.add(Buffer.from("lost+found"), LOST, FT.dir);
   }
-  for (const d of dirs.values()) d.names = undefined; // only needed while collecting
-  root.ino = 2;
-  lostFound.ino = 11;
-  let ino = 12;
-  for (const n of nodes) n.ino = ino++;
-  return { root, nodes: [root, lostFound, ...nodes] };
+  for (const d of st.dirs.values()) d.names = undefined; // only needed while collecting
+  st.ensure(Math.max(LOST, next - 1));
+}
+
+/** Inode numbers in the order the writer lays them out: the root, lost+found, then the tree's. */
+function* layoutOrder(st: InodeStore): Generator<number> {
+  yield 2;
+  yield 11;
+  for (let ino = 12; ino <= st.maxIno; ino++) if (st.type[ino]) yield ino;
 }
 
 function xattrsOf(e: TreeEntry): XattrRecord[] {
@@ -377,44 +362,52 @@ class ReadAhead {
   #pending = new Map<number, Promise<Uint8Array[]>>();
   #next = 0;
   #bytes = 0;
-  constructor(readonly files: readonly Node[]) {}
+  constructor(readonly st: InodeStore) {}
   fill(current: number): void {
+    const st = this.st;
     if (this.#next <= current) this.#next = current + 1;
-    while (this.#next < this.files.length && this.#next - current <= READ_AHEAD_FILES) {
-      const n = this.files[this.#next] as Node;
-      if (n.size > READ_AHEAD_FILE || !n.content) {
+    while (this.#next < st.fileInos.length && this.#next - current <= READ_AHEAD_FILES) {
+      const i = this.#next;
+      const ino = st.fileInos[i] as number;
+      const size = st.size[ino] as number;
+      const open = st.openers[i];
+      if (size > READ_AHEAD_FILE || !open) {
         this.#next++; // large files stream in their turn
         continue;
       }
-      if (this.#bytes + n.size > READ_AHEAD_BYTES) break;
-      this.#bytes += n.size;
-      const open = n.content;
+      if (this.#bytes + size > READ_AHEAD_BYTES) break;
+      this.#bytes += size;
+      st.openers[i] = undefined;
       const p = (async () => {
         const chunks: Uint8Array[] = [];
         let got = 0;
         for await (const c of await open()) {
           got += c.length;
-          if (got > n.size)
+          if (got > size)
             throw new ImageModeError(
               "SIZE_MISMATCH",
-              `${n.path}: content is longer than its size ${n.size}`,
-              { op: OP, data: { path: n.path } },
+              `${st.pathOf(ino)}: content is longer than its size ${size}`,
+              { op: OP, data: { path: st.pathOf(ino) } },
             );
           chunks.push(c);
         }
         return chunks;
       })();
       p.catch(() => {}); // observed when taken
-      this.#pending.set(this.#next, p);
+      this.#pending.set(i, p);
       this.#next++;
     }
   }
-  /** The read-ahead content of file `i` as a stream, or undefined when it was not read ahead. */
-  take(i: number): AsyncIterable<Uint8Array> | undefined {
+  /** The content of file `i`: read ahead, or opened now (each opener is used once, then dropped). */
+  async take(i: number): Promise<AsyncIterable<Uint8Array> | undefined> {
     const p = this.#pending.get(i);
-    if (!p) return undefined;
+    if (!p) {
+      const open = this.st.openers[i];
+      this.st.openers[i] = undefined;
+      return open ? await open() : undefined;
+    }
     this.#pending.delete(i);
-    const size = (this.files[i] as Node).size;
+    const size = this.st.size[this.st.fileInos[i] as number] as number;
     const self = this;
     return (async function* () {
       try {
@@ -468,8 +461,9 @@ export async function writeExt4(
     reservedPercent: options.reservedPercent,
   });
 
-  const { nodes } = await collect(tree, sde, bs, signal);
-  const maxIno = nodes.length === 2 ? 11 : (nodes[nodes.length - 1] as Node).ino;
+  const st = new InodeStore();
+  await collect(tree, st, sde, bs, signal);
+  const maxIno = st.maxIno;
   const { geometry: geo, bitmap } = planWithBitmap({
     sizeBytes: options.sizeBytes,
     blockSize: bs,
@@ -478,7 +472,7 @@ export async function writeExt4(
     minInodes: maxIno,
   });
   const csumSeed = checksumSeed(uuid);
-  const seedOf = (n: Node) => inodeChecksumSeed(csumSeed, n.ino, 0);
+  const seedOf = (ino: number) => inodeChecksumSeed(csumSeed, ino, 0);
   const writer = new BlockWriter(sink, bs);
 
   // space check before anything is written: metadata must fit; contents may still fit when
@@ -486,16 +480,17 @@ export async function writeExt4(
   let metaBlocks = 0;
   let contentBlocks = 0;
   let contentTotal = 0;
-  for (const n of nodes) {
-    if (n.type === "file") {
-      contentBlocks += Math.ceil(n.size / bs);
-      contentTotal += n.size;
-    } else if (n.type === "dir") {
-      let bytes = 24;
-      for (const c of n.children ?? []) bytes += 8 + c.name.length + 3;
+  for (const ino of layoutOrder(st)) {
+    const t = st.type[ino];
+    if (t === TYPE.file) {
+      contentBlocks += Math.ceil((st.size[ino] as number) / bs);
+      contentTotal += st.size[ino] as number;
+    } else if (t === TYPE.dir) {
+      const d = st.dirs.get(ino) as DirList;
+      const bytes = 24 + 11 * d.count + d.nameBytes;
       metaBlocks += Math.ceil((bytes * 1.1) / (bs - 12)) + 4;
-    } else if (n.type === "symlink" && (n.target?.length ?? 0) >= 60) metaBlocks++;
-    if (n.xattrs.length > 0) metaBlocks++;
+    } else if (t === TYPE.symlink && (st.size[ino] as number) >= 60) metaBlocks++;
+    if (st.xattrs.has(ino)) metaBlocks++;
   }
   const journalBlocks =
     options.journal === undefined || options.journal === false
@@ -559,95 +554,104 @@ export async function writeExt4(
     }
     return out;
   };
-  const finishExtents = async (n: Node) => {
-    const t = buildExtentTree(n.extents, bs, allocOne, seedOf(n));
-    n.iBlock = t.iBlock;
-    n.treeBlocks = t.blocks.length;
+  /** Builds `ino`'s extent tree into its `i_block`, writes the tree's blocks, counts the blocks. */
+  const finishExtents = async (ino: number, extents: readonly Extent4[]) => {
+    const t = buildExtentTree(extents, bs, allocOne, seedOf(ino));
+    st.iBlockOf(ino).set(t.iBlock);
+    let n = t.blocks.length;
+    for (const x of extents) n += x.len;
+    st.blocks[ino] = (st.blocks[ino] as number) + n;
     for (const b of t.blocks) await writer.put(b.physical, b.data);
   };
 
   onProgress?.({ type: "start", task: "disk.ext4", total: contentTotal, description: "ext4" });
   // the journal first, contiguous at the start of the data area
-  let journal: Node | undefined;
   if (journalBlocks > 0) {
-    journal = newNode("<journal>", { type: "file", mode: 0o600 }, sde);
-    journal.ino = JOURNAL_INO;
-    journal.size = journalBlocks * bs;
-    journal.extents = allocExtents(journalBlocks);
+    st.type[JOURNAL_INO] = TYPE.file;
+    st.mode[JOURNAL_INO] = 0o600;
+    st.mtime[JOURNAL_INO] = sde;
+    st.links[JOURNAL_INO] = 1;
+    st.size[JOURNAL_INO] = journalBlocks * bs;
+    const extents = allocExtents(journalBlocks);
     await writer.put(
-      (journal.extents[0] as Extent4).physical,
+      (extents[0] as Extent4).physical,
       encodeJournalSuperblock(bs, journalBlocks, uuid),
     );
-    await finishExtents(journal);
+    await finishExtents(JOURNAL_INO, extents);
   }
   // directories
-  for (const n of nodes) {
-    if (n.type !== "dir") continue;
+  for (const ino of layoutOrder(st)) {
+    if (st.type[ino] !== TYPE.dir) continue;
     throwIfAborted(signal, OP);
-    const entries: DirEntry[] = (n.children ?? []).map((c) => ({
-      name: c.name,
-      ino: c.node.ino,
-      fileType: FILE_TYPE[c.node.type],
-    }));
+    const list = st.dirs.get(ino) as DirList;
     let layout: ReturnType<typeof layoutDirectory>;
     try {
-      layout = layoutDirectory(entries, {
+      layout = layoutDirectory(list.entries(), {
         blockSize: bs,
         csum: true,
-        ino: n.ino,
-        parentIno: (n.parent as Node).ino,
+        ino,
+        parentIno: st.parent[ino] as number,
         hashVersion,
         unsignedHash: true,
         hashSeed,
-        minBlocks: n.ino === 11 ? Math.max(1, Math.ceil(16384 / bs)) : 1,
+        minBlocks: ino === 11 ? Math.max(1, Math.ceil(16384 / bs)) : 1,
       });
     } catch (e) {
       if (e instanceof RangeError)
-        throw unsupported(`${n.path}: ${e.message}`, { op: OP, data: { path: n.path } });
+        throw unsupported(`${st.pathOf(ino)}: ${e.message}`, {
+          op: OP,
+          data: { path: st.pathOf(ino) },
+        });
       throw e;
     }
-    n.indexed = layout.indexed;
+    st.dirs.delete(ino); // its entries are laid out; nothing per entry is kept
+    if (layout.indexed) st.flags[ino] = (st.flags[ino] as number) | NODE_FLAG.indexed;
     const shape = layout.indexed ? htreeShape(layout.blocks) : { levels: 0, nodes: 0 };
-    const seed = seedOf(n);
+    const seed = seedOf(ino);
     layout.blocks.forEach((b, i) => {
       checksumDirBlock(b, i, layout.indexed, shape.levels, shape.nodes, seed);
     });
-    n.extents = allocExtents(layout.blocks.length);
-    n.size = layout.blocks.length * bs;
-    for (const x of n.extents)
+    const extents = allocExtents(layout.blocks.length);
+    st.size[ino] = layout.blocks.length * bs;
+    for (const x of extents)
       for (let i = 0; i < x.len; i++)
         await writer.put(x.physical + i, layout.blocks[x.logical + i] as Uint8Array);
-    await finishExtents(n);
+    await finishExtents(ino, extents);
   }
   // slow symlinks and xattr blocks
   // only the records are kept; blocks are encoded again when written (memory per block: none)
   const sharedXattrs = new Map<string, { block: number; records: XattrRecord[]; users: number }>();
   const xattrBlocks: { block: number; records: XattrRecord[]; users: number }[] = [];
-  for (const n of nodes) {
-    if (n.type === "symlink" && (n.target as Uint8Array).length >= 60) {
-      n.extents = allocExtents(1);
+  for (const ino of layoutOrder(st)) {
+    const target = st.targets.get(ino);
+    if (target) {
+      const extents = allocExtents(1);
       const blk = new Uint8Array(bs);
-      blk.set(n.target as Uint8Array);
-      await writer.put((n.extents[0] as Extent4).physical, blk);
-      await finishExtents(n);
+      blk.set(target);
+      await writer.put((extents[0] as Extent4).physical, blk);
+      await finishExtents(ino, extents);
+      st.targets.delete(ino);
     }
-    if (n.xattrs.length > 0 && 4 + xattrSpace(n.xattrs) > geo.inodeSize - 128 - INODE_EXTRA_ISIZE) {
-      if (32 + xattrSpace(n.xattrs) > bs) {
+    const xattrs = st.xattrs.get(ino);
+    if (xattrs && 4 + xattrSpace(xattrs) > geo.inodeSize - 128 - INODE_EXTRA_ISIZE) {
+      if (32 + xattrSpace(xattrs) > bs) {
         throw unsupported(
-          `${n.path}: xattrs take ${xattrSpace(n.xattrs)} bytes, more than one ${bs}-byte block`,
-          { op: OP, data: { path: n.path } },
+          `${st.pathOf(ino)}: xattrs take ${xattrSpace(xattrs)} bytes, more than one ${bs}-byte block`,
+          { op: OP, data: { path: st.pathOf(ino) } },
         );
       }
       // identical xattr blocks are shared (h_refcount), as mke2fs and the kernel do
-      const key = createHash("sha256").update(encodeXattrBlock(n.xattrs, bs)).digest("hex");
+      const key = createHash("sha256").update(encodeXattrBlock(xattrs, bs)).digest("hex");
       let share = sharedXattrs.get(key);
       if (!share || share.users >= XATTR_REFCOUNT_MAX) {
-        share = { block: allocOne(), records: n.xattrs, users: 0 };
+        share = { block: allocOne(), records: xattrs, users: 0 };
         sharedXattrs.set(key, share);
         xattrBlocks.push(share);
       }
       share.users++;
-      n.xattrBlock = share.block;
+      st.xattrBlock[ino] = share.block;
+      st.blocks[ino] = (st.blocks[ino] as number) + 1;
+      st.xattrs.delete(ino); // in the block now
     }
   }
   for (const x of xattrBlocks) {
@@ -657,6 +661,8 @@ export async function writeExt4(
     dv.setUint32(0x10, xattrBlockChecksum(data, x.block, csumSeed), true);
     await writer.put(x.block, data);
   }
+  sharedXattrs.clear();
+  xattrBlocks.length = 0;
   await writer.flush();
 
   // file contents, in inode order; small files are read ahead (bounded) so opening and
@@ -664,13 +670,15 @@ export async function writeExt4(
   let done = 0;
   const zero = Buffer.alloc(bs);
   const carry = Buffer.alloc(bs);
-  const fileNodes = nodes.filter((n) => n.type === "file");
-  const readAhead = new ReadAhead(fileNodes);
-  for (const [fi, n] of fileNodes.entries()) {
+  const readAhead = new ReadAhead(st);
+  for (let fi = 0; fi < st.fileInos.length; fi++) {
     throwIfAborted(signal, OP);
     readAhead.fill(fi);
-    if (n.size > 0 && n.content) {
-      const extents: Extent4[] = [];
+    const ino = st.fileInos[fi] as number;
+    const size = st.size[ino] as number;
+    const extents: Extent4[] = [];
+    const stream = size > 0 ? await readAhead.take(fi) : undefined;
+    if (stream) {
       let logical = 0;
       let read = 0;
       let carryLen = 0;
@@ -692,18 +700,17 @@ export async function writeExt4(
         logical++;
         await writer.put(p, blk);
       };
-      const stream = readAhead.take(fi) ?? (await n.content());
       for await (const chunk0 of stream) {
         const chunk =
           chunk0 instanceof Buffer
             ? chunk0
             : Buffer.from(chunk0.buffer, chunk0.byteOffset, chunk0.byteLength);
         read += chunk.length;
-        if (read > n.size)
+        if (read > size)
           throw new ImageModeError(
             "SIZE_MISMATCH",
-            `${n.path}: content is longer than its size ${n.size}`,
-            { op: OP, data: { path: n.path } },
+            `${st.pathOf(ino)}: content is longer than its size ${size}`,
+            { op: OP, data: { path: st.pathOf(ino) } },
           );
         let off = 0;
         if (carryLen > 0) {
@@ -728,62 +735,49 @@ export async function writeExt4(
         onProgress?.({ type: "bytes", task: "disk.ext4", done, total: contentTotal });
         throwIfAborted(signal, OP);
       }
-      if (read !== n.size)
+      if (read !== size)
         throw new ImageModeError(
           "SIZE_MISMATCH",
-          `${n.path}: content has ${read} bytes, its size says ${n.size}`,
-          { op: OP, data: { path: n.path } },
+          `${st.pathOf(ino)}: content has ${read} bytes, its size says ${size}`,
+          { op: OP, data: { path: st.pathOf(ino) } },
         );
       if (carryLen > 0) {
         carry.fill(0, carryLen);
         await putBlock(carry);
       }
-      n.extents = extents;
     }
-    await finishExtents(n);
+    await finishExtents(ino, extents);
   }
   await writer.flush();
 
-  // inode tables
+  // inode tables, one group at a time
   const ipg = geo.inodesPerGroup;
   const isz = geo.inodeSize;
-  const tables = new Map<number, Uint8Array>();
-  const slot = (ino: number): Uint8Array => {
-    const g = Math.floor((ino - 1) / ipg);
-    let t = tables.get(g);
-    if (!t) {
-      const used = Math.min(ipg, maxIno - g * ipg);
-      t = new Uint8Array(used * isz);
-      tables.set(g, t);
-    }
-    const i = (ino - 1) % ipg;
-    return t.subarray(i * isz, (i + 1) * isz);
-  };
-  for (let ino = 1; ino <= maxIno; ino++) slot(ino);
   const usedDirs = new Array<number>(geo.groupCount).fill(0);
   let files = 0;
   let directories = 0;
   let symlinks = 0;
   let specials = 0;
-  for (const n of nodes) {
-    const raw = slot(n.ino);
-    encodeNodeInode(n, raw, bs, sde);
-    setInodeChecksum(raw, n.ino, csumSeed);
-    if (n.type === "dir") {
-      directories++;
-      const gi = Math.floor((n.ino - 1) / ipg);
-      usedDirs[gi] = (usedDirs[gi] as number) + 1;
-    } else if (n.type === "file") files++;
-    else if (n.type === "symlink") symlinks++;
-    else specials++;
+  for (let g = 0; g * ipg < maxIno; g++) {
+    const first = g * ipg + 1;
+    const last = Math.min(maxIno, (g + 1) * ipg);
+    const table = new Uint8Array((last - first + 1) * isz);
+    for (let ino = first; ino <= last; ino++) {
+      const t = st.type[ino] as number;
+      if (!t) continue;
+      const raw = table.subarray((ino - first) * isz, (ino - first + 1) * isz);
+      encodeStoredInode(st, ino, raw, bs, sde);
+      setInodeChecksum(raw, ino, csumSeed);
+      if (ino === JOURNAL_INO) continue;
+      if (t === TYPE.dir) {
+        directories++;
+        usedDirs[g] = (usedDirs[g] as number) + 1;
+      } else if (t === TYPE.file) files++;
+      else if (t === TYPE.symlink) symlinks++;
+      else specials++;
+    }
+    await sink.write(geo.groups[g]!.inodeTable * bs, table);
   }
-  if (journal) {
-    const raw = slot(JOURNAL_INO);
-    encodeNodeInode(journal, raw, bs, sde);
-    setInodeChecksum(raw, JOURNAL_INO, csumSeed);
-  }
-  for (const [g, t] of tables) await sink.write(geo.groups[g]!.inodeTable * bs, t);
-
   // bitmaps, descriptors, superblocks
   const gdt = new Uint8Array(geo.gdtBlocks * bs);
   let freeBlocks = 0;
@@ -852,9 +846,11 @@ export async function writeExt4(
     firstIno: 11,
     inodeSize: isz,
     featureCompat:
-      FEATURE.compat.extAttr | FEATURE.compat.dirIndex | (journal ? FEATURE.compat.hasJournal : 0),
-    ...(journal
-      ? { journalInum: JOURNAL_INO, jnlBackupType: 1, jnlBlocks: journalBackup(journal) }
+      FEATURE.compat.extAttr |
+      FEATURE.compat.dirIndex |
+      (journalBlocks > 0 ? FEATURE.compat.hasJournal : 0),
+    ...(journalBlocks > 0
+      ? { journalInum: JOURNAL_INO, jnlBackupType: 1, jnlBlocks: journalBackup(st) }
       : {}),
     featureIncompat:
       FEATURE.incompat.filetype |
@@ -909,54 +905,56 @@ export async function writeExt4(
 }
 
 /** `s_jnl_blocks`: the journal inode's `i_block`, then `i_size_high`, `i_size`. */
-function journalBackup(j: Node): Uint8Array {
+function journalBackup(st: InodeStore): Uint8Array {
   const b = new Uint8Array(68);
-  b.set(j.iBlock as Uint8Array, 0);
+  b.set(st.iBlockOf(JOURNAL_INO), 0);
+  const size = st.size[JOURNAL_INO] as number;
   const dv = new DataView(b.buffer);
-  dv.setUint32(60, Math.floor(j.size / 2 ** 32), true);
-  dv.setUint32(64, j.size >>> 0, true);
+  dv.setUint32(60, Math.floor(size / 2 ** 32), true);
+  dv.setUint32(64, size >>> 0, true);
   return b;
 }
 
-function encodeNodeInode(n: Node, raw: Uint8Array, bs: number, sde: number): void {
+function encodeStoredInode(
+  st: InodeStore,
+  ino: number,
+  raw: Uint8Array,
+  bs: number,
+  sde: number,
+): void {
+  const type = st.typeOf(ino) as TreeEntryType;
+  const size = st.size[ino] as number;
   let flags = 0;
-  let iBlock: Uint8Array = new Uint8Array(60);
-  let dataBlocks = 0;
-  for (const x of n.extents) dataBlocks += x.len;
-  if (
-    n.type === "file" ||
-    n.type === "dir" ||
-    (n.type === "symlink" && (n.target as Uint8Array).length >= 60)
-  ) {
+  const iBlock = st.iBlockOf(ino);
+  if (type === "file" || type === "dir" || (type === "symlink" && size >= 60)) {
     flags |= INODE_FLAGS.extents;
-    iBlock = n.iBlock ?? iBlock;
-    if (n.indexed) flags |= INODE_FLAGS.index;
-  } else if (n.type === "symlink") {
-    iBlock.set(n.target as Uint8Array);
-  } else if (n.type === "chardev" || n.type === "blockdev") {
-    const { major, minor } = devParts(n.rdev);
-    const dv = new DataView(iBlock.buffer);
+    if ((st.flags[ino] as number) & NODE_FLAG.indexed) flags |= INODE_FLAGS.index;
+  } else if (type === "chardev" || type === "blockdev") {
+    const { major, minor } = devParts(st.rdev[ino] as number);
+    const dv = new DataView(iBlock.buffer, iBlock.byteOffset, 60);
     if (major < 256 && minor < 256) dv.setUint32(0, (major << 8) | minor, true);
     else dv.setUint32(4, ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0, true);
   }
-  const sectors = (dataBlocks + n.treeBlocks + (n.xattrBlock ? 1 : 0)) * (bs / 512);
-  const m = encodeTime(n.mtime);
+  const sectors = (st.blocks[ino] as number) * (bs / 512);
+  const m = encodeTime(st.mtime[ino] as number);
   const s = encodeTime(sde);
-  let links = n.links;
-  if (n.type === "dir") {
-    links = 2;
-    for (const c of n.children ?? []) if (c.node.type === "dir") links++;
+  let links = st.links[ino] as number;
+  if (type === "dir") {
+    links += 2;
     if (links >= 65000) links = 1;
   }
+  const uid = st.uid[ino] as number;
+  const gid = st.gid[ino] as number;
+  const xattrBlock = st.xattrBlock[ino] as number;
   encodeInode(
     {
-      mode: S_IF[n.type] | n.mode,
-      uidLo: n.uid & 0xffff,
-      uidHigh: n.uid >>> 16,
-      gidLo: n.gid & 0xffff,
-      gidHigh: n.gid >>> 16,
-      sizeLo: n.size >>> 0,
-      sizeHigh: Math.floor(n.size / 2 ** 32),
+      mode: S_IF[type] | (st.mode[ino] as number),
+      uidLo: uid & 0xffff,
+      uidHigh: uid >>> 16,
+      gidLo: gid & 0xffff,
+      gidHigh: gid >>> 16,
+      sizeLo: size >>> 0,
+      sizeHigh: Math.floor(size / 2 ** 32),
       atime: m.lo,
       atimeExtra: m.extra,
       ctime: m.lo,
@@ -971,12 +969,12 @@ function encodeNodeInode(n: Node, raw: Uint8Array, bs: number, sde: number): voi
       flags,
       block: iBlock,
       generation: 0,
-      fileAclLo: n.xattrBlock >>> 0,
-      fileAclHigh: Math.floor(n.xattrBlock / 2 ** 32),
+      fileAclLo: xattrBlock >>> 0,
+      fileAclHigh: Math.floor(xattrBlock / 2 ** 32),
       extraIsize: INODE_EXTRA_ISIZE,
     },
     raw,
   );
-  if (n.xattrs.length > 0 && !n.xattrBlock)
-    encodeInodeXattrs(n.xattrs, raw.subarray(128 + INODE_EXTRA_ISIZE));
+  const xattrs = st.xattrs.get(ino);
+  if (xattrs && !xattrBlock) encodeInodeXattrs(xattrs, raw.subarray(128 + INODE_EXTRA_ISIZE));
 }
