@@ -12,6 +12,8 @@ export interface Qcow2Options extends OpOptions {
   compress?: boolean;
   /** log2 of the cluster size (default 16: 64 KiB). */
   clusterBits?: number;
+  /** fsync the image before returning (default true; `writeDisk` renames it into place after). */
+  durable?: boolean;
 }
 
 /** What {@link writeQcow2} wrote. */
@@ -64,40 +66,68 @@ export async function writeQcow2(
     let dataClusters = 0;
     let compressedClusters = 0;
     let done = 0;
-    // Runs of up to 64 allocated clusters are read at once, the next run is read while this one is
-    // checked, and uncompressed clusters that follow each other are written with one call, with one
-    // write in flight (pending clusters are copied once, so read buffers can be reused at once).
+    // Runs of up to 64 allocated clusters are read at once into one of four buffers, two runs
+    // ahead; the non-zero clusters of a run go to the image with one pwritev straight from the
+    // read buffer (no copy), which is reused once that write settles.
     const RUN = 64;
-    const bufs = [new Uint8Array(RUN * cs), new Uint8Array(RUN * cs)];
-    const pending: Uint8Array[] = [];
-    let pendingAt = -1;
-    let inflight: Promise<void> = Promise.resolve();
-    const flush = async () => {
-      if (pending.length === 0) return;
-      const data = Buffer.concat(pending);
-      const at = pendingAt;
-      pending.length = 0;
-      await inflight;
-      inflight = out.writeAt(at, data);
-      inflight.catch(() => {}); // awaited (and rethrown) before the next write and at the end
+    const READ_AHEAD = 2;
+    const pool: Uint8Array[] = Array.from(
+      { length: READ_AHEAD + 2 },
+      () => new Uint8Array(RUN * cs),
+    );
+    const waiters: (() => void)[] = [];
+    const acquire = async (): Promise<Uint8Array> => {
+      while (pool.length === 0) await new Promise<void>((r) => waiters.push(r));
+      return pool.pop()!;
+    };
+    const release = (b: Uint8Array) => {
+      pool.push(b);
+      waiters.shift()?.();
+    };
+    let writeError: unknown;
+    const writes = new Set<Promise<void>>();
+    const startWrite = (at: number, parts: Uint8Array[], buf: Uint8Array) => {
+      const w = out.writevAt(at, parts).then(
+        () => {
+          writes.delete(w);
+          release(buf);
+        },
+        (e: unknown) => {
+          writes.delete(w);
+          writeError ??= e;
+          release(buf);
+        },
+      );
+      writes.add(w);
     };
     const runs = [...clusterRuns(src.extents, cs, src.size, RUN)];
     const readRun = (i: number) => {
       const [first, count] = runs[i]!;
-      const p = reader.read(bufs[i % 2]!, first * cs, count * cs);
+      const p = acquire().then(async (buf) => {
+        try {
+          return { buf, data: await reader.read(buf, first * cs, count * cs) };
+        } catch (e) {
+          release(buf);
+          throw e;
+        }
+      });
       p.catch(() => {}); // awaited below
       return p;
     };
-    let next = runs.length > 0 ? readRun(0) : undefined;
+    const ahead: ReturnType<typeof readRun>[] = [];
+    for (let i = 0; i < Math.min(READ_AHEAD, runs.length); i++) ahead.push(readRun(i));
     for (let i = 0; i < runs.length; i++) {
       throwIfAborted(signal, op);
+      if (writeError) throw writeError;
       const [first, count] = runs[i]!;
       const bytes = Math.min(count * cs, src.size - first * cs);
-      const run = await next!;
-      next = i + 1 < runs.length ? readRun(i + 1) : undefined;
+      const { buf, data: run } = await ahead.shift()!;
+      if (i + READ_AHEAD < runs.length) ahead.push(readRun(i + READ_AHEAD));
       if (bytes < count * cs) run.fill(0, bytes);
       done += bytes;
       onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
+      const parts: Uint8Array[] = [];
+      let partsAt = -1;
       for (let k = 0; k < count; k++) {
         const c = first + k;
         const data = run.subarray(k * cs, (k + 1) * cs);
@@ -106,11 +136,12 @@ export async function writeQcow2(
         if (options.compress) {
           const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
           if (z.length < cs - 512) {
-            await flush();
             // packed into the current host cluster, never crossing into the next one
             const room = cs - (out.pos % cs);
             if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
-            const at = await out.append(z);
+            const at = out.pos;
+            out.pos += z.length;
+            await out.writeAt(at, z);
             const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
             l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
             const host = Math.floor(at / cs);
@@ -118,19 +149,36 @@ export async function writeQcow2(
             compressedClusters++;
             continue;
           }
+          // stored as is; written now, since the host position may be passed by packed ones
+          out.pos = Math.ceil(out.pos / cs) * cs;
+          const at = out.pos;
+          out.pos += cs;
+          await out.writeAt(at, data);
+          l2.set(c, COPIED | BigInt(at));
+          refcounts.set(at / cs, 1);
+          continue;
         }
         out.pos = Math.ceil(out.pos / cs) * cs;
-        if (pending.length === 0) pendingAt = out.pos;
-        pending.push(data);
         const at = out.pos;
+        if (parts.length === 0) partsAt = at;
+        // consecutive clusters of the read buffer become one part
+        const lastPart = parts[parts.length - 1];
+        if (lastPart && lastPart.byteOffset + lastPart.length === data.byteOffset)
+          parts[parts.length - 1] = run.subarray(
+            lastPart.byteOffset - run.byteOffset,
+            (k + 1) * cs,
+          );
+        else parts.push(data);
         out.pos += cs;
         l2.set(c, COPIED | BigInt(at));
         refcounts.set(at / cs, 1);
       }
-      await flush();
+      if (parts.length > 0) startWrite(partsAt, parts, buf);
+      else release(buf);
     }
-    await next;
-    await inflight;
+    await Promise.all(ahead);
+    while (writes.size > 0) await Promise.all([...writes]);
+    if (writeError) throw writeError;
     await reader.close();
     out.pos = Math.ceil(out.pos / cs) * cs;
     // L2 tables
@@ -202,7 +250,7 @@ export async function writeQcow2(
     h[104] = 0; // compression type zlib; header extensions end at 112 (zeros)
     await out.writeAt(0, h);
     await fh.truncate(fileSize);
-    await fh.sync();
+    if (options.durable ?? true) await fh.sync();
     onProgress?.({ type: "done", task: "disk.qcow2", bytes: fileSize });
     return { dataClusters, compressedClusters, fileSize };
   } catch (e) {

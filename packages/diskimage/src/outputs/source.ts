@@ -110,6 +110,27 @@ export class Appender {
     this.pos += data.length;
     return at;
   }
+  /** Writes `parts` back to back at `offset` with one `pwritev` (no copy). */
+  async writevAt(offset: number, parts: Uint8Array[]): Promise<void> {
+    let total = 0;
+    for (const p of parts) total += p.length;
+    const { bytesWritten } = await this.#fh.writev(parts, offset);
+    if (bytesWritten < total) {
+      // a short write (rare): the rest one part at a time
+      let skip = bytesWritten;
+      let at = offset + bytesWritten;
+      for (const p of parts) {
+        if (skip >= p.length) {
+          skip -= p.length;
+          continue;
+        }
+        const rest = p.subarray(skip);
+        skip = 0;
+        await this.writeAt(at, rest);
+        at += rest.length;
+      }
+    }
+  }
   async writeAt(offset: number, data: Uint8Array): Promise<void> {
     let done = 0;
     while (done < data.length) {
