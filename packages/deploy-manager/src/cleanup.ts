@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { type OpOptions, toImageModeError } from "@imagemode/core";
 import { type OstreeRepo, prune } from "@imagemode/ostree-store";
+import { checkRepoLock, withRepoLock } from "./repo-lock.js";
 import { type BootedSpec, openSysroot, parseDeploymentName } from "./sysroot.js";
 import { nodeSysrootFs, type SysrootFs } from "./sysroot-fs.js";
 import { writeDeploymentRefs } from "./write-deployments.js";
@@ -110,11 +111,18 @@ export async function cleanupSysroot(
     let prunedObjects = 0;
     let prunedBytes = 0;
     if (options.prune !== false) {
-      const plan = await prune(options.repo, {
-        refsOnly: true,
-        depth: 0,
-        ...(options.signal ? { signal: options.signal } : {}),
+      const repo = options.repo;
+      await checkRepoLock(repo.path, {
+        fs,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
+      const plan = await withRepoLock(repo.path, () =>
+        prune(repo, {
+          refsOnly: true,
+          depth: 0,
+          ...(options.signal ? { signal: options.signal } : {}),
+        }),
+      );
       prunedObjects = plan.delete.length;
       prunedBytes = plan.bytes;
     }

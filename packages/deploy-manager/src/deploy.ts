@@ -257,18 +257,21 @@ async function resetEtc(fs: SysrootFs, dir: string): Promise<void> {
 
 /** The three-way /etc merge from a merge deployment into a new deployment directory. */
 async function mergeEtc(
+  fs: SysrootFs,
   root: string,
   merge: { stateroot: string; name: string },
   dir: string,
+  signal?: AbortSignal,
 ): Promise<string> {
   const p = parseDeploymentName(merge.name);
   if (!p) throw invalidState(`invalid merge deployment ${merge.name}`, { op: "deploy.etc-merge" });
   const mdir = deploymentDir(root, { stateroot: merge.stateroot, ...p });
+  const opts = { fs, ...(signal ? { signal } : {}) };
   const plan = planEtcMerge(
-    await listEtcDirectory(join(mdir, "usr/etc")).catch(() => []),
-    await listEtcDirectory(join(mdir, "etc")),
+    await listEtcDirectory(join(mdir, "usr/etc"), opts).catch(() => []),
+    await listEtcDirectory(join(mdir, "etc"), opts),
   );
-  await applyEtcMergeToDirectory(plan, join(mdir, "etc"), join(dir, "etc"));
+  await applyEtcMergeToDirectory(plan, join(mdir, "etc"), join(dir, "etc"), opts);
   return describeEtcMerge(plan);
 }
 
@@ -310,7 +313,7 @@ export async function applyDeployPlan(
     });
     await resetEtc(fs, dir);
     if (!plan.stage && plan.mergeDeployment)
-      messages.push(await mergeEtc(root, plan.mergeDeployment, dir));
+      messages.push(await mergeEtc(fs, root, plan.mergeDeployment, dir, options.signal));
     for (const stamp of ["etc/.updated", "var/.updated"])
       await fs.rm(join(dir, stamp), { force: true });
     // /var of the stateroot: os-init skeleton, the image's var on the first deployment, stamp
@@ -397,7 +400,7 @@ export async function finalizeStaged(
   try {
     const merge = mergeDeploymentOf(sysroot, staged.stateroot);
     await resetEtc(fs, dir);
-    if (merge) messages.push(await mergeEtc(root, merge, dir));
+    if (merge) messages.push(await mergeEtc(fs, root, merge, dir, options.signal));
     if (options.setImmutable) await options.setImmutable(dir);
     const kept = retainedDeployments(sysroot, staged.stateroot, merge, options.retain);
     const write = planWriteDeployments(sysroot, [listItemOf(staged), ...kept.map(listItemOf)], {

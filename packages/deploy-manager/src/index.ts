@@ -39,7 +39,7 @@ export {
   formatConfigDiff,
   planEtcMerge,
 } from "./etc-merge.js";
-export { applyEtcMergeToDirectory, listEtcDirectory } from "./etc-tree.js";
+export { applyEtcMergeToDirectory, type EtcTreeOptions, listEtcDirectory } from "./etc-tree.js";
 export {
   CACHED_UPDATE_CONFIG,
   CACHED_UPDATE_DIGEST,
@@ -80,6 +80,14 @@ export {
   userKernelArgs,
 } from "./lifecycle.js";
 export { newOrigin, type Origin, parseOrigin, serializeOrigin } from "./origin.js";
+export {
+  checkRepoLock,
+  REPO_LOCK_DIR,
+  type RepoLockOptions,
+  type RepoLockState,
+  repoLockedError,
+  withRepoLock,
+} from "./repo-lock.js";
 export {
   type BootcHost,
   type BootEntry,

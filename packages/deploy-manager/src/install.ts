@@ -9,6 +9,7 @@ import { importImage, OstreeRepo } from "@imagemode/ostree-store";
 import { applyDeployPlan, planDeploy } from "./deploy.js";
 import { type ImageReference, transportString } from "./image-reference.js";
 import { newOrigin } from "./origin.js";
+import { checkRepoLock, withRepoLock } from "./repo-lock.js";
 import { initStateroot, initSysroot, openSysroot } from "./sysroot.js";
 import { exists, nodeSysrootFs, type SysrootFs } from "./sysroot-fs.js";
 
@@ -57,12 +58,18 @@ export async function installToSysroot(
     throw toImageModeError(e, op, { root });
   }
   const repo = await OstreeRepo.open(join(root, "ostree/repo"), { fs });
-  const imported = await importImage(repo, options.source, options.sourceRef, {
-    imageReference: transportString(options.image),
-    ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
+  await checkRepoLock(repo.path, {
+    fs,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
+  const imported = await withRepoLock(repo.path, () =>
+    importImage(repo, options.source, options.sourceRef, {
+      imageReference: transportString(options.image),
+      ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    }),
+  );
   const sysroot = await openSysroot(root, { fs });
   const plan = await planDeploy(sysroot, {
     repo,

@@ -20,6 +20,7 @@ import { applyDeployPlan, checkFreeSpace, planDeploy } from "./deploy.js";
 import { commitImageFacts, ociArch, writeCachedUpdate } from "./host-status.js";
 import { type ImageReference, transportString } from "./image-reference.js";
 import { newOrigin } from "./origin.js";
+import { checkRepoLock, withRepoLock } from "./repo-lock.js";
 import type { Deployment, Sysroot } from "./sysroot.js";
 import { nodeSysrootFs, type SysrootFs } from "./sysroot-fs.js";
 
@@ -175,12 +176,19 @@ async function update(
   });
   // compressed bytes, plus as much again unpacked (a conservative estimate), before fetching
   await checkFreeSpace(fs, sysroot.root, plan.bytesNeeded * 3);
-  const imported = await applyImport(repo, options.source, plan, {
-    imageReference: transportString(image),
-    ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
+  // a crashed earlier run may have left the repository lock behind (see repo-lock.ts)
+  await checkRepoLock(repo.path, {
+    fs,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
+  const imported = await withRepoLock(repo.path, () =>
+    applyImport(repo, options.source, plan, {
+      imageReference: transportString(image),
+      ...(options.allowNonUsr ? { allowNonUsr: true } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    }),
+  );
   options.onProgress?.({
     type: "step",
     task: op,

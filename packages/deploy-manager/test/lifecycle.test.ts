@@ -4,7 +4,7 @@
  * operation of a deploy, a finalize and a rollback.
  */
 import { execFileSync } from "node:child_process";
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { OstreeRepo } from "@imagemode/ostree-store";
 import { ostreeCli, type TempDir, tempDir } from "@imagemode/testkit";
@@ -32,6 +32,8 @@ import { faultyFs } from "./faulty-fs.js";
 import { admin, makeSampleTrees, ostreeCommit, parseAdminStatus } from "./helpers.js";
 
 let tmp: TempDir;
+/** Where the crashed sysroot copies are made: a tmpfs when there is one (fsync is free there). */
+let scratch: string;
 let trees: Awaited<ReturnType<typeof makeSampleTrees>>;
 
 async function deploy(
@@ -78,9 +80,16 @@ const commits: Record<string, string> = {};
 
 beforeAll(async () => {
   tmp = await tempDir("dm-life-");
+  scratch = await mkdtemp(
+    join(
+      (await stat("/dev/shm").catch(() => null))?.isDirectory() ? "/dev/shm" : tmp.path,
+      "dm-life-",
+    ),
+  );
   trees = await makeSampleTrees(join(tmp.path, "trees"));
 });
 afterAll(async () => {
+  if (scratch) await rm(scratch, { recursive: true, force: true });
   await tmp?.cleanup();
 });
 
@@ -221,7 +230,7 @@ describe("crash safety", () => {
     });
     ks.add(total - 1);
     for (const k of [...ks].sort((a, b) => a - b)) {
-      const work = join(tmp.path, `${name}-${k}`);
+      const work = join(scratch, `${name}-${k}`);
       execFileSync("cp", ["-a", base, work]);
       await expect(action(work, faultyFs(k).fs), `crash after ${k} ops`).rejects.toThrow();
       // the crashed process is gone: its repository lock is stale
