@@ -74,6 +74,11 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
   });
 
   it("rejects malformed trees", async () => {
+    expect(await codeOf([file("n".repeat(256), 1)])).toEqual({
+      code: "INVALID_ARGUMENT",
+      writes: 0,
+    });
+    expect((await codeOf([file("n".repeat(255), 1)])).code).toBeUndefined();
     expect((await codeOf([file("missing/child", 1)])).code).toBe("INVALID_ARGUMENT");
     expect((await codeOf([file("a", 1), file("a", 1)])).code).toBe("INVALID_ARGUMENT");
     expect((await codeOf([{ path: "../x", type: "fifo", mode: 0, uid: 0, gid: 0 }])).code).toBe(
@@ -141,6 +146,15 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
   it("reports content that disagrees with its size", async () => {
     expect((await codeOf([file("short", 10, "abc")])).code).toBe("SIZE_MISMATCH");
     expect((await codeOf([file("long", 2, "abcdef")])).code).toBe("SIZE_MISMATCH");
+    // the message names the file by its whole path (rebuilt from the packed names)
+    const dir = (path: string): TreeEntry => ({ path, type: "dir", mode: 0o755, uid: 0, gid: 0 });
+    await expect(
+      writeExt4(
+        treeFromEntries([dir("d"), dir("d/é"), file("d/é/short", 9, "abc")]),
+        recordingSink(),
+        { sizeBytes: 8 * 1024 * 1024 },
+      ),
+    ).rejects.toThrow(/^d\/é\/short: content has 3 bytes/);
   });
 
   it("stops when aborted", async () => {

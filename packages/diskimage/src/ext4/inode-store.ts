@@ -100,8 +100,11 @@ export class InodeStore {
   xattrBlock = new Float64Array(0);
   /** `i_block` (60 bytes) per inode. */
   iBlock = new Uint8Array(0);
-  /** Path of each inode (its first name), for messages. */
-  paths: (string | undefined)[] = [];
+  /** Each inode's first name (UTF-8, packed in `#names`): offset and length; with `parent`, its path. */
+  nameAt = new Float64Array(0);
+  nameLen = new Uint8Array(0);
+  #names = new Uint8Array(1 << 16);
+  #namesLen = 0;
   /** Side tables: only some inodes have these. */
   readonly xattrs = new Map<number, XattrRecord[]>();
   readonly targets = new Map<number, Uint8Array>();
@@ -137,6 +140,8 @@ export class InodeStore {
     this.blocks = g(this.blocks, (n) => new Float64Array(n));
     this.xattrBlock = g(this.xattrBlock, (n) => new Float64Array(n));
     this.iBlock = g(this.iBlock, (n) => new Uint8Array(n), 60);
+    this.nameAt = g(this.nameAt, (n) => new Float64Array(n));
+    this.nameLen = g(this.nameLen, (n) => new Uint8Array(n));
     this.#cap = cap;
   }
 
@@ -155,7 +160,33 @@ export class InodeStore {
     return TYPE_CODES[this.type[ino] as number];
   }
 
+  /** Records `ino`'s first name (at most 255 bytes) and the directory that holds it. */
+  setName(ino: number, parent: number, name: Uint8Array): void {
+    const need = this.#namesLen + name.length;
+    if (need > this.#names.length) {
+      const next = new Uint8Array(Math.max(need, this.#names.length * 2));
+      next.set(this.#names.subarray(0, this.#namesLen));
+      this.#names = next;
+    }
+    this.#names.set(name, this.#namesLen);
+    this.nameAt[ino] = this.#namesLen;
+    this.nameLen[ino] = name.length;
+    this.#namesLen = need;
+    this.parent[ino] = parent;
+  }
+
+  /** The tree path of `ino` (for messages), rebuilt from names and parents. */
   pathOf(ino: number): string {
-    return this.paths[ino] ?? `<inode ${ino}>`;
+    if (ino === 2) return ".";
+    const parts: string[] = [];
+    for (let i = ino, hops = 0; i !== 2 && hops < 4096; i = this.parent[i] as number, hops++) {
+      if (!this.type[i] || i === 0)
+        return parts.length ? parts.reverse().join("/") : `<inode ${ino}>`;
+      const at = this.nameAt[i] as number;
+      parts.push(
+        Buffer.from(this.#names.subarray(at, at + (this.nameLen[i] as number))).toString(),
+      );
+    }
+    return parts.reverse().join("/");
   }
 }

@@ -161,7 +161,12 @@ async function collect(
 ): Promise<void> {
   const ROOT = 2;
   const LOST = 11;
-  const init = (ino: number, path: string, e: Partial<TreeEntry> & { type: TreeEntryType }) => {
+  const init = (
+    ino: number,
+    parent: number,
+    name: Uint8Array,
+    e: Partial<TreeEntry> & { type: TreeEntryType },
+  ) => {
     st.ensure(ino);
     st.type[ino] = typeCode(e.type);
     st.mode[ino] = (e.mode ?? (e.type === "dir" ? 0o755 : 0o644)) & 0o7777;
@@ -170,9 +175,9 @@ async function collect(
     st.mtime[ino] = Math.floor(e.mtime ?? sde);
     st.rdev[ino] = e.rdev ?? 0;
     st.links[ino] = e.type === "dir" ? 0 : 1;
-    st.paths[ino] = path;
+    st.setName(ino, parent, name);
   };
-  init(ROOT, ".", { type: "dir" });
+  init(ROOT, ROOT, new Uint8Array(0), { type: "dir" });
   st.parent[ROOT] = ROOT;
   st.dirs.set(ROOT, new DirList());
   const dirs = new Map<string, number>([["", ROOT]]);
@@ -220,6 +225,12 @@ async function collect(
     if (list.names?.has(name))
       throw invalidArgument(`${e.path}: duplicate entry`, { op: OP, data: { path: e.path } });
     list.names?.add(name);
+    const nameBytes = Buffer.from(name);
+    if (nameBytes.length > 255)
+      throw invalidArgument(`${e.path}: name longer than 255 bytes`, {
+        op: OP,
+        data: { path: e.path },
+      });
     let ino = e.inode !== undefined ? (byKey.get(e.inode) ?? 0) : 0;
     if (ino > 0) {
       if (st.typeOf(ino) !== e.type || e.type === "dir") {
@@ -241,7 +252,7 @@ async function collect(
         throw invalidArgument("lost+found at the root must be a directory", { op: OP });
       ino = isLost ? LOST : next++;
       if (isLost) lostFound = ino;
-      init(ino, e.path, e);
+      init(ino, parent, nameBytes, e);
       const x = xattrsOf(e);
       if (x.length > 0) st.xattrs.set(ino, x);
       if (e.type === "file") {
@@ -272,15 +283,16 @@ async function collect(
       }
       if (e.inode !== undefined) byKey.set(e.inode, ino);
     }
-    list.add(Buffer.from(name), ino, FILE_TYPE[e.type]);
+    list.add(nameBytes, ino, FILE_TYPE[e.type]);
   }
   if (!lostFound) {
     lostFound = LOST;
-    init(LOST, "lost+found", { type: "dir", mode: 0o700 });
+    const lf = Buffer.from("lost+found");
+    init(LOST, ROOT, lf, { type: "dir", mode: 0o700 });
     st.parent[LOST] = ROOT;
     st.dirs.set(LOST, new DirList());
     st.links[ROOT] = (st.links[ROOT] as number) + 1;
-    st.dirs.get(ROOT)?.add(Buffer.from("lost+found"), LOST, FT.dir);
+    st.dirs.get(ROOT)?.add(lf, LOST, FT.dir);
   }
   for (const d of st.dirs.values()) d.names = undefined; // only needed while collecting
   st.ensure(Math.max(LOST, next - 1));
