@@ -13,6 +13,7 @@
  */
 import {
   type ByteStream,
+  bytesStream,
   type Compression,
   type Descriptor,
   type Digest,
@@ -62,6 +63,52 @@ const MAX_METADATA = 10 * 1024 * 1024;
 const MAX_XATTRS = 1024 * 1024;
 /** Upper bound of the xattrs cache of one layer. */
 const MAX_XATTRS_CACHE = 64 * 1024 * 1024;
+/** Content objects up to this size are buffered and written concurrently… */
+const SMALL_OBJECT = 1024 * 1024;
+/** …by at most this many writers, holding at most this many bytes. */
+const MAX_JOBS = 8;
+const MAX_BUFFERED = 16 * 1024 * 1024;
+
+/** Bounded concurrent object writes; the first error is rethrown by the next `add` or `drain`. */
+class WritePool {
+  private readonly inflight = new Set<Promise<void>>();
+  private bytes = 0;
+  private error: unknown = null;
+  private failed = false;
+
+  async add(size: number, job: () => Promise<void>): Promise<void> {
+    while (
+      !this.failed &&
+      this.inflight.size > 0 &&
+      (this.inflight.size >= MAX_JOBS || this.bytes + size > MAX_BUFFERED)
+    )
+      await Promise.race(this.inflight);
+    if (this.failed) throw this.error;
+    this.bytes += size;
+    const p: Promise<void> = job()
+      .catch((e: unknown) => {
+        if (!this.failed) {
+          this.failed = true;
+          this.error = e;
+        }
+      })
+      .finally(() => {
+        this.bytes -= size;
+        this.inflight.delete(p);
+      });
+    this.inflight.add(p);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([...this.inflight]);
+    if (this.failed) throw this.error;
+  }
+
+  /** Waits for every write, ignoring failures (used when the layer already failed). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+}
 
 /** Options for {@link importObjectLayer}. */
 export interface ObjectLayerOptions extends OpOptions {
@@ -197,12 +244,16 @@ async function writeContentObject(
   checksum: string,
   xattrs: Map<string, Uint8Array>,
   options: ObjectLayerOptions,
+  pool: WritePool,
 ): Promise<void> {
   let header: FileHeader;
   let content: ByteStream | null = null;
+  let buffered: Uint8Array | null = null;
   if (e.type === "file") {
     header = { uid: e.uid, gid: e.gid, mode: S_IFREG | (e.mode & 0o7777), xattrs };
-    content = e.content;
+    if (e.size <= SMALL_OBJECT)
+      buffered = await readAll(e.content, SMALL_OBJECT, { what: "content object" });
+    else content = e.content;
   } else if (e.type === "symlink") {
     if (!e.linkName) throw parseFail(`symlink object ${checksum} without a target`, { checksum });
     header = { uid: e.uid, gid: e.gid, mode: S_IFLNK | 0o777, symlinkTarget: e.linkName, xattrs };
@@ -212,23 +263,33 @@ async function writeContentObject(
       path: e.path,
     });
   }
-  const local = emptyStats();
-  const actual = await repo.writeContent(header, content, local, options.signal);
-  if (options.stats) {
-    options.stats.contentWritten += local.contentWritten;
-    options.stats.contentExisting += local.contentExisting;
-    options.stats.contentBytes += local.contentBytes;
-  }
-  if (actual !== checksum) {
-    if (local.contentWritten > 0) {
-      await repo.fs.unlink(repo.objectFile(actual, "file")).catch(() => undefined);
+  const path = e.path;
+  const write = async (data: ByteStream | null): Promise<void> => {
+    const local = emptyStats();
+    const actual = await repo.writeContent(header, data, local, options.signal);
+    if (options.stats) {
+      options.stats.contentWritten += local.contentWritten;
+      options.stats.contentExisting += local.contentExisting;
+      options.stats.contentBytes += local.contentBytes;
     }
-    throw new ImageModeError(
-      "DIGEST_MISMATCH",
-      `corrupted content object ${checksum}: its data hashes to ${actual}`,
-      { op: OP, data: { checksum, actual, path: e.path } },
-    );
+    if (actual !== checksum) {
+      if (local.contentWritten > 0) {
+        await repo.fs.unlink(repo.objectFile(actual, "file")).catch(() => undefined);
+      }
+      throw new ImageModeError(
+        "DIGEST_MISMATCH",
+        `corrupted content object ${checksum}: its data hashes to ${actual}`,
+        { op: OP, data: { checksum, actual, path } },
+      );
+    }
+  };
+  if (content) {
+    // large: streamed in entry order (the tar body cannot wait)
+    await write(content);
+    return;
   }
+  const data = buffered;
+  await pool.add(data?.byteLength ?? 0, () => write(data ? bytesStream(data) : null));
 }
 
 /** Finds objects a commit references that are not in the repository (stops after `limit`). */
@@ -332,105 +393,115 @@ export async function importObjectLayer(
   let metadataObjects = 0;
   let contentObjects = 0;
   const objectSet = new Set<string>();
+  const pool = new WritePool();
 
-  for await (const e of readTar(hashed(), { op: OP, ...(signal ? { signal } : {}) })) {
-    throwIfAborted(signal, OP);
-    if (e.type === "dir") {
-      objectLayerComponents(e.path); // refuses hostile paths; directories carry nothing
-      continue;
-    }
-    const where = classifyObjectLayerPath(e.path);
-    if (where.kind === "ignored") continue;
-    const first = objectEntries === 0;
-    objectEntries++;
-    if (options.kind === "commit" && first) {
-      if (where.kind !== "object" || where.type !== "commit")
-        throw parseFail(`expected the commit object first in the commit layer, found ${e.path}`, {
-          path: e.path,
-        });
-    }
-    switch (where.kind) {
-      case "xattrs-v0":
-      case "xattrs": {
-        xattrs.add(await readSmall(e, MAX_XATTRS, "xattrs"), where.checksum);
-        break;
+  try {
+    for await (const e of readTar(hashed(), { op: OP, ...(signal ? { signal } : {}) })) {
+      throwIfAborted(signal, OP);
+      if (e.type === "dir") {
+        objectLayerComponents(e.path); // refuses hostile paths; directories carry nothing
+        continue;
       }
-      case "xattrs-link":
-      case "xattrs-ref": {
-        if (next)
-          throw parseFail(`Found previous dangling xattrs for file object '${next[0]}'`, {
-            checksum: next[0],
-          });
-        let x: string;
-        if (e.type === "hardlink") x = xattrsLinkTarget(e.linkName ?? "");
-        else if (e.type === "file" && where.kind === "xattrs-link")
-          x = xattrs.add(await readSmall(e, MAX_XATTRS, "xattrs"));
-        else
-          throw parseFail(`Unexpected xattrs entry type ${e.type} for ${where.checksum}`, {
+      const where = classifyObjectLayerPath(e.path);
+      if (where.kind === "ignored") continue;
+      const first = objectEntries === 0;
+      objectEntries++;
+      if (options.kind === "commit" && first) {
+        if (where.kind !== "object" || where.type !== "commit")
+          throw parseFail(`expected the commit object first in the commit layer, found ${e.path}`, {
             path: e.path,
           });
-        next = [where.checksum, x];
-        break;
       }
-      case "object": {
-        const { checksum, type } = where;
-        if (type === "file") {
-          if (!next)
-            throw parseFail(`Missing xattrs reference for content object ${checksum}`, {
-              checksum,
-            });
-          const [forObject, x] = next;
-          next = null;
-          if (forObject !== checksum)
-            throw parseFail(`Object mismatch, found xattrs for ${forObject}, object ${checksum}`, {
-              checksum,
-            });
-          if (options.kind === "objects") {
-            if (objectSet.has(checksum))
-              throw parseFail(`Duplicate object: ${checksum}`, { checksum });
-            objectSet.add(checksum);
-          }
-          contentObjects++;
-          if (await repo.hasObject(checksum, "file")) {
-            if (options.stats) options.stats.contentExisting++;
-            break;
-          }
-          await writeContentObject(repo, e, checksum, xattrs.get(x), options);
+      switch (where.kind) {
+        case "xattrs-v0":
+        case "xattrs": {
+          xattrs.add(await readSmall(e, MAX_XATTRS, "xattrs"), where.checksum);
           break;
         }
-        if (options.kind === "objects")
-          throw parseFail(`Found metadata object ${checksum}.${type} in a content-only layer`, {
-            checksum,
-            type,
-          });
-        metadataObjects++;
-        if (type === "commit") {
-          if (commit) throw parseFail("Found multiple commit objects", { checksum });
-          const bytes = await readSmall(e, MAX_METADATA, "commit");
-          checkMetadata("commit", checksum, bytes, e.path);
-          commit = { checksum, bytes };
-        } else if (type === "commitmeta") {
-          if (!commit || checksum !== commit.checksum || objectEntries !== 2)
-            throw parseFail(`unexpected commitmeta object ${checksum}`, { checksum });
-          const bytes = await readSmall(e, MAX_METADATA, "commitmeta");
-          try {
-            if (!sameBytes(encodeCommitMeta(decodeCommitMeta(bytes)), bytes))
-              throw new Error("not in normal form");
-          } catch (err) {
-            throw parseFail(`invalid commitmeta ${checksum}: ${(err as Error).message}`, {
-              checksum,
+        case "xattrs-link":
+        case "xattrs-ref": {
+          if (next)
+            throw parseFail(`Found previous dangling xattrs for file object '${next[0]}'`, {
+              checksum: next[0],
             });
-          }
-          commitMeta = bytes;
-        } else {
-          const bytes = await readSmall(e, MAX_METADATA, type);
-          checkMetadata(type, checksum, bytes, e.path);
-          await repo.writeMetadata(type, bytes, options.stats);
+          let x: string;
+          if (e.type === "hardlink") x = xattrsLinkTarget(e.linkName ?? "");
+          else if (e.type === "file" && where.kind === "xattrs-link")
+            x = xattrs.add(await readSmall(e, MAX_XATTRS, "xattrs"));
+          else
+            throw parseFail(`Unexpected xattrs entry type ${e.type} for ${where.checksum}`, {
+              path: e.path,
+            });
+          next = [where.checksum, x];
+          break;
         }
-        break;
+        case "object": {
+          const { checksum, type } = where;
+          if (type === "file") {
+            if (!next)
+              throw parseFail(`Missing xattrs reference for content object ${checksum}`, {
+                checksum,
+              });
+            const [forObject, x] = next;
+            next = null;
+            if (forObject !== checksum)
+              throw parseFail(
+                `Object mismatch, found xattrs for ${forObject}, object ${checksum}`,
+                {
+                  checksum,
+                },
+              );
+            if (options.kind === "objects") {
+              if (objectSet.has(checksum))
+                throw parseFail(`Duplicate object: ${checksum}`, { checksum });
+              objectSet.add(checksum);
+            }
+            contentObjects++;
+            if (await repo.hasObject(checksum, "file")) {
+              if (options.stats) options.stats.contentExisting++;
+              break;
+            }
+            await writeContentObject(repo, e, checksum, xattrs.get(x), options, pool);
+            break;
+          }
+          if (options.kind === "objects")
+            throw parseFail(`Found metadata object ${checksum}.${type} in a content-only layer`, {
+              checksum,
+              type,
+            });
+          metadataObjects++;
+          if (type === "commit") {
+            if (commit) throw parseFail("Found multiple commit objects", { checksum });
+            const bytes = await readSmall(e, MAX_METADATA, "commit");
+            checkMetadata("commit", checksum, bytes, e.path);
+            commit = { checksum, bytes };
+          } else if (type === "commitmeta") {
+            if (!commit || checksum !== commit.checksum || objectEntries !== 2)
+              throw parseFail(`unexpected commitmeta object ${checksum}`, { checksum });
+            const bytes = await readSmall(e, MAX_METADATA, "commitmeta");
+            try {
+              if (!sameBytes(encodeCommitMeta(decodeCommitMeta(bytes)), bytes))
+                throw new Error("not in normal form");
+            } catch (err) {
+              throw parseFail(`invalid commitmeta ${checksum}: ${(err as Error).message}`, {
+                checksum,
+              });
+            }
+            commitMeta = bytes;
+          } else {
+            const bytes = await readSmall(e, MAX_METADATA, type);
+            checkMetadata(type, checksum, bytes, e.path);
+            await repo.writeMetadata(type, bytes, options.stats);
+          }
+          break;
+        }
       }
     }
+  } catch (e) {
+    await pool.settle();
+    throw e;
   }
+  await pool.drain();
   if (next) throw parseFail(`dangling xattrs for content object ${next[0]}`, { checksum: next[0] });
   const actualDiffId = digester.digest();
   if (options.diffId && options.diffId !== actualDiffId) {
