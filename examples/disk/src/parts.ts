@@ -16,6 +16,8 @@ export interface PartOption {
   file?: string;
   owner?: { uid: number; gid: number };
   bootable?: boolean;
+  /** ext4: journal on (default) or off. */
+  journal?: boolean;
 }
 
 const KEYS = new Set([
@@ -31,11 +33,12 @@ const KEYS = new Set([
   "file",
   "owner",
   "bootable",
+  "journal",
 ]);
 const FS = new Set(["vfat", "ext4", "xfs", "raw", "swap", "none"]);
 
 /**
- * Parses `name=esp,type=esp,size=100MiB,fs=vfat,from=DIR[,label=..][,fslabel=..][,owner=0:0]`.
+ * Parses `name=esp,type=esp,size=100MiB,fs=vfat,from=DIR[,label=..][,fslabel=..][,owner=0:0][,journal=off]`.
  * Values cannot contain commas.
  */
 export function parsePart(text: string): PartOption {
@@ -91,6 +94,11 @@ export function parsePart(text: string): PartOption {
         out.owner = { uid: Number(m[1]), gid: Number(m[2]) };
         break;
       }
+      case "journal":
+        if (v !== "on" && v !== "off")
+          throw invalidArgument(`--part ${text}: journal must be on or off`);
+        out.journal = v === "on";
+        break;
       case "bootable":
         out.bootable = v === "" || v === "1" || v === "true";
         break;

@@ -162,7 +162,7 @@ async function contentsFor(
       xattrs,
       ...(p.owner ? { owner: p.owner } : {}),
     });
-    out[p.name] = { fs, tree };
+    out[p.name] = { fs, tree, ...(p.journal !== undefined ? { journal: p.journal } : {}) };
   }
   return out;
 }
@@ -223,7 +223,7 @@ export function buildProgram(io: Io, result: { code: number }): Command {
     .option("--seed <seed>", "seed for GUIDs, UUIDs and volume ids (default: imagemode)")
     .option(
       "--part <spec>",
-      "name=N,type=T,size=S|fill[,fs=vfat|ext4|xfs|raw][,from=DIR][,file=IMG][,owner=U:G][,label=L][,fslabel=L][,uuid=U][,guid=G][,bootable] (repeatable)",
+      "name=N,type=T,size=S|fill[,fs=vfat|ext4|xfs|raw][,from=DIR][,file=IMG][,owner=U:G][,journal=on|off][,label=L][,fslabel=L][,uuid=U][,guid=G][,bootable] (repeatable)",
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )

@@ -35,6 +35,8 @@ export interface PartitionContent {
   bytes?: Uint8Array | ByteStream;
   /** Raw content: a file (e.g. a filesystem image made by `mkfs`), copied from the partition's first byte. */
   file?: string;
+  /** ext4: an empty jbd2 journal of mke2fs's default size (default true; false for none). */
+  journal?: boolean;
 }
 
 /** A filesystem writer for one partition (the ext4 writer has this shape). */
@@ -45,6 +47,8 @@ export type FilesystemWriter = (
     size: number;
     label?: string;
     uuid: string;
+    /** ext4: add a journal (the writer's default when absent). */
+    journal?: boolean;
     signal?: AbortSignal;
     onProgress?: ProgressListener;
   },
@@ -100,6 +104,7 @@ const ownExt4: FilesystemWriter = (tree, sink, o) =>
     sizeBytes: o.size,
     uuid: o.uuid,
     ...(o.label ? { label: o.label } : {}),
+    ...(o.journal !== undefined ? { journal: o.journal } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
@@ -237,6 +242,7 @@ export async function writeDisk(
         await (options.ext4 ?? ownExt4)(c.tree!, part, {
           size: p.size,
           uuid: p.fsUuid,
+          ...(c.journal !== undefined ? { journal: c.journal } : {}),
           ...(p.fsLabel ? { label: p.fsLabel } : {}),
           ...fo,
         });

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fc, test } from "@fast-check/vitest";
 import type { TreeEntry } from "@imagemode/core";
@@ -10,6 +10,7 @@ import { FileBlockSink } from "../src/block-sink.js";
 import { minimumExt4Size, summarizeExt4Tree } from "../src/ext4/sizing.js";
 import { writeExt4 } from "../src/ext4/writer.js";
 import { e2fsck, expectedFromEntries, readImage, type SeenEntry } from "./ext4-inspect.js";
+import { SBIN_PATH } from "./helpers/tools.js";
 
 /** Deterministic content: blocks of a seeded pattern, some of them all zero (holes). */
 export function patternContent(
@@ -534,6 +535,34 @@ describe("ext4 writer: generated trees, checked by e2fsck and debugfs", () => {
         comparable(seen, expected);
         expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(expected));
       }
+      // by default: a journal of the size mke2fs picks for the same volume; journal: false, none
+      const { execFileSync } = await import("node:child_process");
+      const dumpOf = (img: string) =>
+        execFileSync("dumpe2fs", ["-h", img], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"],
+          env: { ...process.env, PATH: SBIN_PATH },
+        });
+      for (const size of [64 * 1024 * 1024, 1536 * 1024 * 1024]) {
+        const peer = join(dir.path, "mke2fs.img");
+        execFileSync("truncate", ["-s", String(size), peer]);
+        execFileSync("mkfs.ext4", ["-q", "-F", "-b", "4096", peer], {
+          env: { ...process.env, PATH: SBIN_PATH },
+        });
+        const peerBlocks = /Total journal blocks:\s+(\d+)/.exec(dumpOf(peer))?.[1];
+        expect(peerBlocks).toBeDefined();
+        const img = join(dir.path, "default.img");
+        await buildImage(img, entries, size, {});
+        expect((await e2fsck(img)).status).toBe(0);
+        const dump = dumpOf(img);
+        expect(dump).toMatch(/features:.*has_journal/);
+        expect(dump).toMatch(new RegExp(`Total journal blocks:\\s+${peerBlocks}\\b`));
+        await rm(peer);
+      }
+      const none = join(dir.path, "none.img");
+      await buildImage(none, entries, 64 * 1024 * 1024, { journal: false });
+      expect((await e2fsck(none)).status).toBe(0);
+      expect(dumpOf(none)).not.toMatch(/has_journal/);
     } finally {
       await dir.cleanup();
     }

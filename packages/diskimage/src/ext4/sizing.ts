@@ -2,9 +2,11 @@
  * Sizing: what a tree needs from an ext4 volume, and the smallest volume that holds it (the
  * layout planner adds the room for a later update on top).
  */
+
 import { type FileTree, invalidArgument, type OpOptions, throwIfAborted } from "@imagemode/core";
 import { direntSize } from "./directory.js";
 import { planExt4 } from "./geometry.js";
+import { defaultJournalBlocks } from "./journal.js";
 
 /** What a tree needs, in the units the ext4 writer allocates. */
 export interface Ext4TreeSummary {
@@ -67,11 +69,12 @@ export async function summarizeExt4Tree(
 
 /**
  * The smallest volume size (a multiple of 1 MiB) whose ext4 geometry holds `summary` with
- * `reservedPercent` of it still free for root, as the writer would lay it out.
+ * `reservedPercent` of it still free for root, as the writer would lay it out (with its default
+ * journal unless `journal: false`).
  */
 export function minimumExt4Size(
   summary: Ext4TreeSummary,
-  options: { inodeRatio?: number; reservedPercent?: number } = {},
+  options: { inodeRatio?: number; reservedPercent?: number; journal?: boolean } = {},
 ): number {
   const bs = summary.blockSize;
   const MiB = 1024 * 1024;
@@ -87,7 +90,9 @@ export function minimumExt4Size(
     } catch {
       return false;
     }
-    const free = g.blocksCount - g.overheadBlocks - summary.dataBlocks - summary.dirBlocks;
+    const journal = options.journal === false ? 0 : defaultJournalBlocks(g.blocksCount);
+    const free =
+      g.blocksCount - g.overheadBlocks - journal - summary.dataBlocks - summary.dirBlocks;
     return free >= Math.ceil((g.blocksCount * (options.reservedPercent ?? 5)) / 100);
   };
   let hi = 8 * MiB;

@@ -74,8 +74,10 @@ export interface WriteExt4Options extends OpOptions {
   /** Directory hash seed (UUID form or 16 bytes). Default: derived from the UUID. */
   hashSeed?: string | Uint8Array;
   /**
-   * Add an empty jbd2 journal (inode 8, `has_journal`): `true` for mke2fs's default size, or a
-   * number of blocks. Default false (no journal).
+   * An empty, clean jbd2 journal (inode 8, `has_journal`), as mke2fs makes by default: `true` for
+   * mke2fs's default size, `{ blocks }` for another, `false` for none. Default: mke2fs's default
+   * size, or none on a volume under 2048 blocks (as mke2fs). Only the journal's superblock is
+   * written; its other blocks stay holes (zeros), which is a valid empty journal.
    */
   journal?: boolean | { blocks: number };
 }
@@ -434,7 +436,7 @@ class ReadAhead {
 /**
  * Writes `tree` as an ext4 filesystem to `sink` (a zero-filled volume of `sizeBytes`): 64bit,
  * extents, flex_bg, sparse_super, huge_file, large_file, dir_nlink, extra_isize (256-byte
- * inodes), filetype, dir_index, ext_attr, metadata_csum; no journal. Ownership, modes, times,
+ * inodes), filetype, dir_index, ext_attr, metadata_csum, and (by default) an empty jbd2 journal. Ownership, modes, times,
  * xattrs and hard links come from the tree. The same tree and options give the same bytes.
  */
 export async function writeExt4(
@@ -505,9 +507,9 @@ export async function writeExt4(
     if (st.xattrs.has(ino)) metaBlocks++;
   }
   const journalBlocks =
-    options.journal === undefined || options.journal === false
+    options.journal === false
       ? 0
-      : options.journal === true
+      : options.journal === undefined || options.journal === true
         ? defaultJournalBlocks(geo.blocksCount)
         : options.journal.blocks;
   if (
