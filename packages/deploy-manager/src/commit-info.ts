@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { KARGS_D_DIR, kargsForArchitecture, parseKargsToml } from "@imagemode/bootloader";
 import { invalidState, notFound, type OpOptions, readAll } from "@imagemode/core";
 import { type LsEntry, metadataValue, type OstreeRepo } from "@imagemode/ostree-store";
-import { osNameFromRelease } from "./sysroot.js";
+import { osNameFromRelease } from "./os-release.js";
 
 /** The kernel of a commit. */
 export interface CommitKernel {

@@ -20,6 +20,7 @@ import { describeEtcMerge, planEtcMerge } from "./etc-merge.js";
 import { applyEtcMergeToDirectory, listEtcDirectory } from "./etc-tree.js";
 import { copyTree } from "./internal/copy-tree.js";
 import { type Origin, serializeOrigin } from "./origin.js";
+import { encodeOstreeStagedRecord, ostreeStagedRecordPath } from "./staged-deployment.js";
 import {
   type Deployment,
   deploymentDir,
@@ -82,7 +83,8 @@ export interface DeployPlan {
   initStateroot: boolean;
   /** The stateroot has no deployment yet: seed its `/var` from the image's `var`. */
   seedVar: boolean;
-  mergeDeployment: { stateroot: string; name: string } | null;
+  /** The merge deployment (`bootcsum` names it in libostree's staged record). */
+  mergeDeployment: { stateroot: string; name: string; bootcsum?: string } | null;
   kernel: CommitKernel;
   osName: string;
   version: string | null;
@@ -203,7 +205,9 @@ export async function planDeploy(sysroot: Sysroot, options: DeployOptions): Prom
     originText: serializeOrigin({ ...options.origin, pinned: false }),
     initStateroot: !hasStateroot,
     seedVar: !sysroot.deployments.some((d) => d.stateroot === stateroot),
-    mergeDeployment: merge ? { stateroot: merge.stateroot, name: merge.name } : null,
+    mergeDeployment: merge
+      ? { stateroot: merge.stateroot, name: merge.name, bootcsum: merge.bootcsum }
+      : null,
     kernel: info.kernel,
     osName: info.osName,
     version: info.version,
@@ -360,6 +364,20 @@ export async function applyDeployPlan(
         stagedRecordPath(plan.runDir),
         `${JSON.stringify(record)}\n`,
         0o600,
+      );
+      // libostree's record, so `ostree admin status` shows it (staged) on the booted system
+      const m = plan.mergeDeployment;
+      await fs.mkdir(join(plan.runDir, "ostree"), { recursive: true });
+      await writeFileAtomic(
+        fs,
+        ostreeStagedRecordPath(plan.runDir),
+        encodeOstreeStagedRecord({
+          target: { name: plan.name, osname: plan.stateroot, bootcsum: k.bootcsum },
+          ...(m?.bootcsum
+            ? { mergeDeployment: { name: m.name, osname: m.stateroot, bootcsum: m.bootcsum } }
+            : {}),
+          kargs: KernelArgs.parse(plan.kargs).toArray(),
+        }),
       );
       messages.push(`Staged deployment ${plan.name}`);
     } else if (plan.write) {

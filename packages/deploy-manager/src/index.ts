@@ -89,6 +89,14 @@ export {
   withRepoLock,
 } from "./repo-lock.js";
 export {
+  decodeOstreeStagedRecord,
+  encodeOstreeStagedRecord,
+  type OstreeStagedRecord,
+  ostreeBootedPath,
+  ostreeStagedRecordPath,
+  type StagedDeploymentRef,
+} from "./staged-deployment.js";
+export {
   type BootcHost,
   type BootEntry,
   buildHostStatus,
@@ -112,6 +120,7 @@ export {
   osNameFromRelease,
   parseDeploymentName,
   parseOsRelease,
+  removeStagedRecords,
   rollbackDeploymentOf,
   type StagedRecord,
   type Sysroot,

@@ -10,9 +10,9 @@ import { serializeOrigin } from "./origin.js";
 import {
   type Deployment,
   deploymentDir,
+  removeStagedRecords,
   rollbackDeploymentOf,
   type Sysroot,
-  stagedRecordPath,
 } from "./sysroot.js";
 import { nodeSysrootFs, type SysrootFs, writeFileAtomic } from "./sysroot-fs.js";
 import {
@@ -90,7 +90,7 @@ export async function undeploy(
   const d = sysroot.deployments[index] as Deployment;
   const messages: string[] = [];
   if (plan === "staged") {
-    await fs.rm(stagedRecordPath(sysroot.runDir), { force: true });
+    await removeStagedRecords(fs, sysroot.runDir);
   } else {
     await applyWritePlan(plan, { ...options, fs });
     messages.push(plan.summary);

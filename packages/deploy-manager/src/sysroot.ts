@@ -23,7 +23,14 @@ import {
   toImageModeError,
 } from "@imagemode/core";
 import { metadataValue, OstreeRepo } from "@imagemode/ostree-store";
+import { readCommitInfo } from "./commit-info.js";
 import { type Origin, parseOrigin } from "./origin.js";
+import { osNameFromRelease } from "./os-release.js";
+import {
+  decodeOstreeStagedRecord,
+  type OstreeStagedRecord,
+  ostreeStagedRecordPath,
+} from "./staged-deployment.js";
 import { bootFsOf, exists, nodeSysrootFs, type SysrootFs } from "./sysroot-fs.js";
 import type { DeploymentListItem } from "./write-deployments.js";
 
@@ -103,6 +110,8 @@ export interface StagedRecord extends DeploymentListItem {
   retain?: boolean;
 }
 
+export { osNameFromRelease, parseOsRelease } from "./os-release.js";
+
 const NAME_RE = /^([0-9a-f]{64})\.([0-9]+)$/;
 
 /** Parses `<checksum>.<serial>`. */
@@ -124,24 +133,10 @@ export function stagedRecordPath(runDir: string): string {
   return join(runDir, "imagemode", "staged-deployment.json");
 }
 
-/** Parses os-release text into its keys (shell quoting removed). */
-export function parseOsRelease(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    const m = /^([A-Za-z0-9_]+)=(.*)$/.exec(line.trim());
-    if (!m) continue;
-    let v = m[2] as string;
-    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'")))
-      v = v.slice(1, -1).replace(/\\(["\\$`])/g, "$1");
-    out.set(m[1] as string, v);
-  }
-  return out;
-}
-
-/** The title ostree uses: os-release `PRETTY_NAME`, else `ID`. */
-export function osNameFromRelease(text: string): string | null {
-  const kv = parseOsRelease(text);
-  return kv.get("PRETTY_NAME") || kv.get("ID") || null;
+/** Removes the staged-deployment records (libostree's first, then ours). */
+export async function removeStagedRecords(fs: SysrootFs, runDir: string): Promise<void> {
+  await fs.rm(ostreeStagedRecordPath(runDir), { force: true });
+  await fs.rm(stagedRecordPath(runDir), { force: true });
 }
 
 async function readText(fs: SysrootFs, path: string): Promise<string | null> {
@@ -287,7 +282,7 @@ export async function openSysroot(
     });
   }
 
-  let staged = await readStaged(fs, root, runDir, repo);
+  let staged = await readStaged(fs, root, runDir, repo, deployments);
   // finalized, but the record not yet removed: the entries are the truth
   if (
     staged &&
@@ -356,20 +351,54 @@ async function readSubbootversion(fs: SysrootFs, root: string, bootversion: 0 | 
   }
 }
 
+async function readBytes(fs: SysrootFs, path: string): Promise<Uint8Array | null> {
+  try {
+    return new Uint8Array(await fs.readFile(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/**
+ * The staged deployment: libostree's record (`<runDir>/ostree/staged-deployment`, written by us
+ * or by `ostree admin deploy --stage`) names it; our own record (`<runDir>/imagemode/…`) adds
+ * the details when it names the same deployment, else they are read from the commit. Without a
+ * libostree record (earlier imagemode versions), our record alone.
+ */
 async function readStaged(
   fs: SysrootFs,
   root: string,
   runDir: string,
   repo: OstreeRepo,
+  deployments: readonly Deployment[],
 ): Promise<Deployment | null> {
   const text = await readText(fs, stagedRecordPath(runDir));
-  if (text === null) return null;
-  let r: StagedRecord;
-  try {
-    r = JSON.parse(text) as StagedRecord;
-  } catch {
-    return null; // a torn record: the stage never completed
+  let r: StagedRecord | null = null;
+  if (text !== null) {
+    try {
+      r = JSON.parse(text) as StagedRecord;
+    } catch {
+      r = null; // a torn record: the stage never completed
+    }
   }
+  const bytes = await readBytes(fs, ostreeStagedRecordPath(runDir));
+  if (bytes !== null) {
+    let o: OstreeStagedRecord | null;
+    try {
+      o = decodeOstreeStagedRecord(bytes);
+    } catch {
+      o = null; // torn or foreign: ostree itself would refuse it
+    }
+    const p = o ? parseDeploymentName(o.target.name) : null;
+    if (
+      o &&
+      p &&
+      !(r && r.stateroot === o.target.osname && `${r.checksum}.${r.serial}` === o.target.name)
+    )
+      r = await recordFromCommit(repo, o, p, deployments);
+  }
+  if (r === null) return null;
   const dir = deploymentDir(root, r);
   const originText = await readText(fs, `${dir}.origin`);
   if (originText === null || !(await exists(fs, join(dir, "etc")))) return null;
@@ -392,6 +421,37 @@ async function readStaged(
     booted: false,
     staged: true,
     entryFileName: null,
+  };
+}
+
+/** A staged record for a deployment staged by another tool: details from its commit. */
+async function recordFromCommit(
+  repo: OstreeRepo,
+  o: OstreeStagedRecord,
+  p: { checksum: string; serial: number },
+  deployments: readonly Deployment[],
+): Promise<StagedRecord | null> {
+  let info: Awaited<ReturnType<typeof readCommitInfo>>;
+  try {
+    info = await readCommitInfo(repo, p.checksum);
+  } catch {
+    return null; // the commit is gone: nothing that could be finalized
+  }
+  const m = o.mergeDeployment;
+  const merge = m ? deployments.find((d) => d.stateroot === m.osname && d.name === m.name) : null;
+  // without kargs in the record, finalization takes the merge deployment's (as libostree)
+  const kargs = o.kargs ? KernelArgs.from(o.kargs).toString() : (merge?.kargs ?? "");
+  return {
+    stateroot: o.target.osname,
+    checksum: p.checksum,
+    serial: p.serial,
+    bootcsum: o.target.bootcsum,
+    kver: info.kernel.kver,
+    kargs,
+    hasInitramfs: info.kernel.initramfs !== null,
+    osName: info.osName,
+    version: info.version,
+    mergeDeployment: m?.name ?? null,
   };
 }
 

@@ -19,7 +19,7 @@ import {
 } from "@imagemode/bootloader";
 import { type OpOptions, throwIfAborted, toImageModeError } from "@imagemode/core";
 import type { OstreeRepo } from "@imagemode/ostree-store";
-import { type Deployment, type Sysroot, stagedRecordPath } from "./sysroot.js";
+import { type Deployment, removeStagedRecords, type Sysroot } from "./sysroot.js";
 import {
   bootFsOf,
   exists,
@@ -288,7 +288,7 @@ export async function applyWritePlan(plan: WritePlan, options: ApplyOptions): Pr
       );
     }
     // the live configuration is the new one from here on
-    if (plan.removeStagedRecord) await fs.rm(stagedRecordPath(plan.runDir), { force: true });
+    if (plan.removeStagedRecord) await removeStagedRecords(fs, plan.runDir);
     await writeDeploymentRefs(options.repo, plan.refs);
     const now = new Date();
     await fs.lutimes(join(root, "ostree/deploy"), now, now).catch(() => undefined);

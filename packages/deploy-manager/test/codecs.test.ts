@@ -3,6 +3,9 @@ import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
 import {
   type DeploymentListItem,
+  decodeOstreeStagedRecord,
+  encodeOstreeStagedRecord,
+  type OstreeStagedRecord,
   osNameFromRelease,
   parseDeploymentName,
   parseOsRelease,
@@ -24,7 +27,39 @@ const emptySysroot = (v: 0 | 1): Sysroot => ({
   runDir: "/s/run",
 });
 
+const stagedRef = fc.record({
+  name: fc.tuple(hex64, fc.nat({ max: 99 })).map(([c, n]) => `${c}.${n}`),
+  osname: fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/),
+  bootcsum: hex64,
+});
+const stagedRecord: fc.Arbitrary<OstreeStagedRecord> = fc.record(
+  {
+    target: stagedRef,
+    mergeDeployment: stagedRef,
+    kargs: fc.array(fc.string({ unit: "grapheme-ascii", maxLength: 20 }), { maxLength: 6 }),
+    overlayInitrds: fc.array(hex64, { maxLength: 2 }),
+  },
+  { requiredKeys: ["target"] },
+);
+
 describe("codecs", () => {
+  test.prop([stagedRecord])("libostree staged-deployment records round-trip", (r) => {
+    const bytes = encodeOstreeStagedRecord(r);
+    expect(decodeOstreeStagedRecord(bytes)).toEqual(r);
+    expect(encodeOstreeStagedRecord(decodeOstreeStagedRecord(bytes))).toEqual(bytes);
+  });
+
+  test.prop([fc.uint8Array({ maxLength: 64 })])(
+    "staged-deployment garbage: a PARSE error or a record, never anything else",
+    (b) => {
+      try {
+        expect(decodeOstreeStagedRecord(b).target.name).toBeTypeOf("string");
+      } catch (e) {
+        expect(e).toMatchObject({ code: "PARSE" });
+      }
+    },
+  );
+
   test.prop([hex64, fc.nat()])("deployment names round-trip", (c, n) => {
     expect(parseDeploymentName(`${c}.${n}`)).toEqual({ checksum: c, serial: n });
   });

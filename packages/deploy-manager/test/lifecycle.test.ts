@@ -172,7 +172,8 @@ describe("lifecycle", () => {
     expect(s.staged?.checksum).toBe(commits.v1);
     expect(s.deployments[0]?.staged).toBe(true);
     expect(await readdir(join(root(), "boot/loader/entries"))).toEqual(entriesBefore);
-    // ostree only reads /run/ostree/staged-deployment: our staged one is invisible to it
+    // libostree reads /run/ostree/staged-deployment only on the booted system (see
+    // staged-ostree.test.ts): with --sysroot it lists the deployments of the entries alone
     const st = parseAdminStatus((await admin(["status", `--sysroot=${root()}`])).stdout);
     expect(st).toHaveLength(s.deployments.length - 1);
     // an /etc edit on the booted system after staging
@@ -195,7 +196,8 @@ describe("lifecycle", () => {
     await deploy(root(), commits.v3!, { booted, stage: true });
     s = await openSysroot(root(), { booted });
     const dir = deploymentDir(root(), s.staged!);
-    await rm(join(root(), "run/imagemode"), { recursive: true, force: true });
+    for (const d of ["run/imagemode", "run/ostree"])
+      await rm(join(root(), d), { recursive: true, force: true });
     s = await openSysroot(root(), { booted });
     expect(s.staged).toBeNull();
     await cleanupSysroot(root(), { repo: await repoOf(root()), booted });
@@ -300,7 +302,8 @@ describe("crash safety", () => {
       async (root) => {
         execFileSync("cp", ["-a", join(tmp.path, "deploy-probe"), root]);
         await deploy(root, commits.c1!, { stage: true });
-        await rm(join(root, "run/imagemode"), { recursive: true, force: true });
+        for (const d of ["run/imagemode", "run/ostree"])
+          await rm(join(root, d), { recursive: true, force: true });
       },
       async (root, fs) =>
         cleanupSysroot(root, {
