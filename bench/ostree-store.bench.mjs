@@ -10,7 +10,7 @@
 //   pnpm --filter @imagemode/ostree-store build && node bench/ostree-store.bench.mjs [--runs 3]
 import { spawnSync } from "node:child_process";
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   checkout,
@@ -26,6 +26,12 @@ const RUNS = (() => {
   const i = args.indexOf("--runs");
   return i >= 0 ? Number(args[i + 1]) : 3;
 })();
+// --only commit,checkout,import: run a subset (default: all)
+const ONLY = (() => {
+  const i = args.indexOf("--only");
+  return i >= 0 ? new Set(args[i + 1].split(",")) : null;
+})();
+const want = (k) => !ONLY || ONLY.has(k);
 const SOURCES = ["/usr/lib/python3", "/usr/share/doc", "/usr/share/perl", "/usr/share/zoneinfo"];
 const TS = 1700000000;
 
@@ -76,6 +82,7 @@ const clean = (p) => {
 };
 
 const results = [];
+const loadStart = loadavg()[0];
 async function compare(name, oursFn, theirsFn) {
   const o = [];
   const t = [];
@@ -98,7 +105,7 @@ async function compare(name, oursFn, theirsFn) {
   );
 }
 
-for (const mode of ["archive", "bare-user"]) {
+for (const mode of want("commit") ? ["archive", "bare-user"] : []) {
   await compare(
     `commit ${files} files → ${mode}`,
     async () => {
@@ -140,81 +147,85 @@ for (const mode of ["archive", "bare-user"]) {
 }
 
 // checkout -H from one bare-user repo (committed once by ostree)
-const bu = fresh("bare-user");
-const buCommit = sh("ostree", [
-  `--repo=${bu}`,
-  "commit",
-  "-b",
-  "b",
-  `--tree=dir=${tree}`,
-  "--owner-uid=0",
-  "--owner-gid=0",
-  "--no-bindings",
-  `--timestamp=@${TS}`,
-  "--fsync=false",
-]).trim();
-const buRepo = await OstreeRepo.open(bu, { fsync: false });
-await compare(
-  "checkout -H -U (bare-user)",
-  async () => {
-    const d = join(work, `co-${serial++}`);
-    const res = await time(() => checkout(buRepo, buCommit, d, { mode: "hardlink", user: true }));
-    const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
-    clean(d);
-    return { ms: res.ms, r: n };
-  },
-  async () => {
-    const d = join(work, `co-${serial++}`);
-    const res = await time(async () =>
-      sh("ostree", [`--repo=${bu}`, "checkout", "-H", "-U", buCommit, d]),
-    );
-    const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
-    clean(d);
-    return { ms: res.ms, r: n };
-  },
-);
+if (want("checkout")) {
+  const bu = fresh("bare-user");
+  const buCommit = sh("ostree", [
+    `--repo=${bu}`,
+    "commit",
+    "-b",
+    "b",
+    `--tree=dir=${tree}`,
+    "--owner-uid=0",
+    "--owner-gid=0",
+    "--no-bindings",
+    `--timestamp=@${TS}`,
+    "--fsync=false",
+  ]).trim();
+  const buRepo = await OstreeRepo.open(bu, { fsync: false });
+  await compare(
+    "checkout -H -U (bare-user)",
+    async () => {
+      const d = join(work, `co-${serial++}`);
+      const res = await time(() => checkout(buRepo, buCommit, d, { mode: "hardlink", user: true }));
+      const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
+      clean(d);
+      return { ms: res.ms, r: n };
+    },
+    async () => {
+      const d = join(work, `co-${serial++}`);
+      const res = await time(async () =>
+        sh("ostree", [`--repo=${bu}`, "checkout", "-H", "-U", buCommit, d]),
+      );
+      const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
+      clean(d);
+      return { ms: res.ms, r: n };
+    },
+  );
+}
 
-await compare(
-  `import gzip layer (${(layerBytes / 1e6).toFixed(0)} MB) → archive`,
-  async () => {
-    const p = fresh("archive");
-    const repo = await OstreeRepo.open(p, { fsync: false });
-    const res = await time(async () => {
-      const reader = new LayerReader(createReadStream(layer, { highWaterMark: 1 << 20 }), {
-        compression: "gzip",
+for (const mode of want("import") ? ["archive", "bare-user"] : []) {
+  await compare(
+    `import gzip layer (${(layerBytes / 1e6).toFixed(0)} MB) → ${mode}`,
+    async () => {
+      const p = fresh(mode);
+      const repo = await OstreeRepo.open(p, { fsync: false });
+      const res = await time(async () => {
+        const reader = new LayerReader(createReadStream(layer, { highWaterMark: 1 << 20 }), {
+          compression: "gzip",
+        });
+        const root = await writeLayerTree(repo, reader);
+        return writeCommitObject(repo, root, { timestamp: TS });
       });
-      const root = await writeLayerTree(repo, reader);
-      return writeCommitObject(repo, root, { timestamp: TS });
-    });
-    clean(p);
-    return res;
-  },
-  async () => {
-    const p = fresh("archive");
-    const res = await time(async () =>
-      sh("ostree", [
-        `--repo=${p}`,
-        "commit",
-        "-b",
-        "b",
-        `--tree=tar=${layer}`,
-        "--tar-autocreate-parents",
-        "--no-bindings",
-        `--timestamp=@${TS}`,
-        "--fsync=false",
-      ]).trim(),
-    );
-    clean(p);
-    return res;
-  },
-);
+      clean(p);
+      return res;
+    },
+    async () => {
+      const p = fresh(mode);
+      const res = await time(async () =>
+        sh("ostree", [
+          `--repo=${p}`,
+          "commit",
+          "-b",
+          "b",
+          `--tree=tar=${layer}`,
+          "--tar-autocreate-parents",
+          "--no-bindings",
+          `--timestamp=@${TS}`,
+          "--fsync=false",
+        ]).trim(),
+      );
+      clean(p);
+      return res;
+    },
+  );
+}
 
 const ostreeVersion = sh("ostree", ["--version"]).match(/Version: '?([^'\n]+)/)?.[1] ?? "?";
 const lines = [
   "## ostree-store vs ostree",
   "",
   `Tree: a copy of ${SOURCES.join(", ")} — ${files} files, ${links} symlinks, ${(bytes / 1e6).toFixed(0)} MB. Layer: the same tree as a gzip-6 tar, ${(layerBytes / 1e6).toFixed(0)} MB.`,
-  `ostree ${ostreeVersion}, Node ${process.version}, ${RUNS} runs each (median), fsync off for both, order alternated.`,
+  `ostree ${ostreeVersion}, Node ${process.version}, ${RUNS} runs each (median), fsync off for both, order alternated. Load average (1 min) ${loadStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end.`,
   "",
   "| operation | imagemode (ms) | ostree (ms) | ratio (ours / ostree) | same result |",
   "| --- | ---: | ---: | ---: | :---: |",

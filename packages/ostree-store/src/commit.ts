@@ -56,7 +56,7 @@ export interface WriteTreeOptions extends OpOptions {
   /**
    * How many content objects may be written at once (default 1). Only for trees whose file
    * contents can be opened in any order (host directories, commits) — never tar streams.
-   * `commit({ tree: { dir } })` uses 8.
+   * `commit({ tree: { dir } })` uses 32.
    */
   concurrency?: number;
 }
@@ -228,7 +228,9 @@ export async function applyTree(
                 });
               const open = entry.content;
               done = (async () =>
-                repo.writeContent(header, open ? await open() : null, stats, options.signal))();
+                repo.writeContent(header, open ? await open() : null, stats, options.signal, {
+                  workers: window > 1,
+                }))();
             }
             if (entry.inode !== undefined) byInodeP.set(entry.inode, done);
           }
@@ -409,7 +411,7 @@ export async function commit(repo: OstreeRepo, options: CommitOptions): Promise<
       root = { tree: t.tree, meta: t.meta };
     } else if (typeof t === "object" && "dir" in t && typeof t.dir === "string") {
       root = await writeTree(repo, hostDirectoryTree(repo, t.dir, options), {
-        concurrency: 8,
+        concurrency: 32,
         ...options,
         stats,
       });

@@ -33,7 +33,8 @@ import {
   writeTree,
 } from "./commit.js";
 import type { Variant } from "./gvariant.js";
-import { type DirectIo, loadDirectIo } from "./internal/direct-io.js";
+import { type DirectIo, loadDirectIo, xattrModulePath } from "./internal/direct-io.js";
+import { defaultObjectWorkers, type ObjectJob, ObjectWorkers } from "./internal/object-workers.js";
 import {
   type FsckOptions,
   type FsckResult,
@@ -126,6 +127,13 @@ export interface RepoOptions {
   fsync?: boolean;
   /** Wall clock in milliseconds, used for default commit timestamps (default `Date.now`). */
   now?: () => number;
+  /**
+   * Worker threads that hash, compress (archive) and write content objects whose payload is in
+   * memory (small files: most of a root tree). Default: one per core, at most 4, when the
+   * repository uses the real file system; `0` writes every object on the main thread. Ignored
+   * when `fs` or `xattrs` is injected.
+   */
+  workers?: number;
 }
 
 /** Options for {@link OstreeRepo.init}. */
@@ -225,6 +233,7 @@ export class OstreeRepo {
    * Internal: not part of the stable API.
    */
   readonly direct: DirectIo | null;
+  private readonly objectWorkers: ObjectWorkers | null;
   private lockDepth = 0;
   private releaseLock: (() => Promise<void>) | null = null;
 
@@ -244,6 +253,15 @@ export class OstreeRepo {
     this.direct =
       options.fs === undefined && (options.xattrs === undefined || options.xattrs === null)
         ? loadDirectIo(options.xattrs === undefined && this.xattrs !== null)
+        : null;
+    const nWorkers = options.workers ?? defaultObjectWorkers();
+    const xattrModule = this.direct?.xattrs ? xattrModulePath() : null;
+    this.objectWorkers =
+      this.direct && nWorkers > 0 && (mode !== "bare-user" || xattrModule !== null)
+        ? new ObjectWorkers(
+            { objectsDir: join(path, "objects"), mode, fsync: this.fsync, xattrModule },
+            nWorkers,
+          )
         : null;
   }
 
@@ -361,8 +379,11 @@ export class OstreeRepo {
 
   /** A new unique temp path inside `tmp/` (name carries the pid so stale ones can be cleaned). */
   tmpPath(): string {
-    return join(this.path, "tmp", `imagemode-${process.pid}-${randomBytes(8).toString("hex")}`);
+    return join(this.path, "tmp", `${this.tmpPrefix}${(this.tmpSerial++).toString(16)}`);
   }
+
+  private readonly tmpPrefix = `imagemode-${process.pid}-${randomBytes(6).toString("hex")}`;
+  private tmpSerial = 0;
 
   // ───────────── metadata objects ─────────────
 
@@ -372,6 +393,7 @@ export class OstreeRepo {
       throw invalidArgument(`invalid checksum ${JSON.stringify(checksum)}`, { op: OP });
     const p = this.objectFile(checksum, type);
     try {
+      if (this.direct) return this.readSmallFileSync(p, MAX_METADATA, `${type} object ${checksum}`);
       const st = await this.fs.stat(p);
       if (st.size > MAX_METADATA)
         throw parseError(`${type} object ${checksum} is larger than ${MAX_METADATA} bytes`, {
@@ -387,6 +409,26 @@ export class OstreeRepo {
         });
       }
       throw toImageModeError(e, OP, { checksum, type });
+    }
+  }
+
+  /** Reads a whole file of at most `limit` bytes with synchronous calls (`PARSE` if larger). */
+  private readSmallFileSync(p: string, limit: number, what: string): Uint8Array {
+    const fs = this.direct!.fs;
+    const fd = fs.openSync(p, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size > limit) throw parseError(`${what} is larger than ${limit} bytes`, { op: OP });
+      const b = Buffer.allocUnsafe(size);
+      let off = 0;
+      while (off < size) {
+        const n = fs.readSync(fd, b, off, size - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      return new Uint8Array(b.buffer, b.byteOffset, off);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -468,12 +510,17 @@ export class OstreeRepo {
    * Writes a content object (regular file or symlink) from a stream and returns its checksum.
    * The payload is hashed, (in archive mode) raw-deflated and written to a temp file as it
    * arrives; nothing is held in memory. Existing objects are kept.
+   *
+   * With `options.workers` (for callers that keep many writes in flight, like a commit or a
+   * layer import), a payload that arrives as one chunk may be hashed, compressed and written by
+   * one of the repository's worker threads (see {@link RepoOptions.workers}).
    */
   async writeContent(
     header: FileHeader,
     content: ByteStream | null,
     stats?: WriteStats,
     signal?: AbortSignal,
+    options: { workers?: boolean } = {},
   ): Promise<string> {
     const fmt = header.mode & S_IFMT;
     if (fmt !== S_IFREG && fmt !== S_IFLNK) {
@@ -496,7 +543,8 @@ export class OstreeRepo {
       );
     }
     const hash = createHash("sha256");
-    hash.update(contentChecksumPrefix(header));
+    const prefix = contentChecksumPrefix(header);
+    hash.update(prefix);
     if (fmt === S_IFLNK) {
       const csum = hash.digest("hex");
       if (await this.hasObject(csum, "file")) {
@@ -523,6 +571,24 @@ export class OstreeRepo {
       if (signal?.aborted) throw toImageModeError(signal.reason ?? new Error("aborted"), OP);
     };
     check();
+    if (second.done && this.objectWorkers && options.workers) {
+      const data = first.done ? new Uint8Array(0) : first.value;
+      const job = this.objectJob(header, prefix, data);
+      if (job) {
+        let r: { checksum: string; written: boolean };
+        try {
+          r = await this.objectWorkers.write(job);
+        } catch (e) {
+          throw toImageModeError(e, OP);
+        }
+        if (stats) {
+          stats.contentBytes += data.byteLength;
+          if (r.written) stats.contentWritten++;
+          else stats.contentExisting++;
+        }
+        return r.checksum;
+      }
+    }
     if (second.done && this.direct) {
       const data = first.done ? new Uint8Array(0) : first.value;
       hash.update(data);
@@ -615,6 +681,33 @@ export class OstreeRepo {
   }
 
   private readonly objectDirs = new Set<string>();
+
+  /** A worker job for a regular file in memory, or `null` when a worker cannot write it. */
+  private objectJob(header: FileHeader, prefix: Uint8Array, data: Uint8Array): ObjectJob | null {
+    const job: ObjectJob = { prefix, data, tmp: this.tmpPath(), chmod: 0 };
+    switch (this.mode) {
+      case "archive":
+        job.archiveHeader = encodeArchiveHeader(header, data.byteLength);
+        break;
+      case "bare-user":
+        job.ostreemeta = encodeOstreeMeta(header);
+        job.chmod = (header.mode & 0o775) | 0o400;
+        break;
+      case "bare-user-only":
+        job.chmod = header.mode & 0o755;
+        break;
+      case "bare": {
+        const x = [...(header.xattrs ?? [])].filter(([, v]) => v.length > 0);
+        if (x.length > 0 && !this.direct?.xattrs) return null;
+        job.uid = header.uid;
+        job.gid = header.gid;
+        job.chmod = header.mode & 0o7777;
+        job.xattrs = x;
+        break;
+      }
+    }
+    return job;
+  }
 
   /** {@link ensureObjectDir}, synchronously. */
   private ensureObjectDirSync(objectFile: string): void {

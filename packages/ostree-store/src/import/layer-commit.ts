@@ -165,7 +165,7 @@ export async function writeLayerTree(
     return cur;
   };
 
-  const pool = new WritePool(8, 16 * 1024 * 1024);
+  const pool = new WritePool(32, 16 * 1024 * 1024);
   try {
     for await (const e of entries) {
       throwIfAborted(options.signal, OP);
@@ -232,6 +232,7 @@ export async function writeLayerTree(
               body ? bytesStream(body) : null,
               options.stats,
               options.signal,
+              { workers: true },
             ),
           );
           await root.putFile(e.path, ph, "");

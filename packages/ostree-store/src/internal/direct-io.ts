@@ -61,6 +61,15 @@ export function loadDirectIo(withXattrs: boolean): DirectIo {
   };
 }
 
+/** The absolute path of `@napi-rs/xattr` (for worker threads), or `null` when it is not installed. */
+export function xattrModulePath(): string | null {
+  try {
+    return require.resolve("@napi-rs/xattr");
+  } catch {
+    return null;
+  }
+}
+
 /** Lets timers, I/O callbacks and abort signals run between batches of synchronous work. */
 export function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
