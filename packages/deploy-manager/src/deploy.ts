@@ -345,6 +345,7 @@ export async function applyDeployPlan(
         osName: plan.osName,
         version: plan.version,
         mergeDeployment: plan.mergeDeployment?.name ?? null,
+        ostreeRecord: true,
       };
       await installKernel(
         root,

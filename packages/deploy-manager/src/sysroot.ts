@@ -108,6 +108,11 @@ export interface StagedRecord extends DeploymentListItem {
   /** `<checksum>.<serial>` of the merge deployment at staging time. */
   mergeDeployment: string | null;
   retain?: boolean;
+  /**
+   * libostree's record was written with this one: when it is gone, libostree consumed it (its
+   * finalization removes it first) or the stage never completed, so nothing is staged.
+   */
+  ostreeRecord?: boolean;
 }
 
 export { osNameFromRelease, parseOsRelease } from "./os-release.js";
@@ -383,6 +388,7 @@ async function readStaged(
     }
   }
   const bytes = await readBytes(fs, ostreeStagedRecordPath(runDir));
+  if (bytes === null && r?.ostreeRecord) r = null;
   if (bytes !== null) {
     let o: OstreeStagedRecord | null;
     try {

@@ -190,6 +190,16 @@ describe("staged deployments in libostree's format", () => {
     await clearRun();
   });
 
+  it("libostree's record gone (consumed by its finalization, or a torn stage): nothing is staged", async () => {
+    const name = await stage(commits.v1!);
+    expect((await openSysroot(root, { booted: bootedSpec() })).staged?.name).toBe(name);
+    await rm(ostreeStagedRecordPath(join(root, "run")));
+    expect((await openSysroot(root, { booted: bootedSpec() })).staged).toBeNull();
+    const st = parseAdminStatus(await bootedOstree(v1, ["status"]));
+    expect(st.some((r) => r.staged)).toBe(false);
+    await clearRun();
+  });
+
   it("a stage by ostree admin deploy --stage: the same record bytes; openSysroot reads it, finalizeStaged finalizes it", async () => {
     // ours first (then undone), so both stages get the same deployment serial
     const ourName = await stage(commits.v3!, ["splash"]);
