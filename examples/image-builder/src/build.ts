@@ -18,12 +18,17 @@ import {
   validateBlueprint,
 } from "@imagemode/blueprint";
 import {
+  type BootloaderPlan,
+  biosMessageBootCode,
   findImageEfiBinaries,
   findImageGrub,
+  getBlsValue,
   grubBackend,
   parseBlsEntry,
   placeFiles,
   type RawWrite,
+  SYSTEMD_BOOT_EFI,
+  systemdBootBackend,
 } from "@imagemode/bootloader";
 import {
   ImageModeError,
@@ -60,7 +65,14 @@ import {
 import { importImage, OstreeRepo } from "@imagemode/ostree-store";
 import { writeStagingDisk } from "./disk-writer.js";
 import { checkBootcImage, type ImageFacts, readImageFacts } from "./image-check.js";
-import { applyEdits, collect, mergeEntries, splitBoot, treeOf } from "./sysroot-layout.js";
+import {
+  applyOverlay,
+  collect,
+  mergeEntries,
+  overlayOf,
+  splitBoot,
+  treeOf,
+} from "./sysroot-layout.js";
 
 /** Image types and where bootc-image-builder puts them. */
 export const IMAGE_TYPES = {
@@ -91,9 +103,18 @@ export interface BuildOptions extends OpOptions {
   /** Architecture to build for, in bootc-image-builder's terms (default x86_64). */
   targetArch?: string;
   env?: Record<string, string | undefined>;
+  /**
+   * `grub` (default: BIOS and UEFI) or `systemd-boot` (UEFI only: loader, entries and kernels on
+   * the ESP; a BIOS boot shows {@link UEFI_ONLY_MESSAGE}).
+   */
+  bootloader?: "grub" | "systemd-boot";
   /** Seconds since the epoch for the blueprint's shadow dates (default now). */
   now?: () => number;
 }
+
+/** What a BIOS booting a systemd-boot disk prints (the MBR holds only this message; < 80 columns). */
+export const UEFI_ONLY_MESSAGE =
+  "imagemode: this disk boots with UEFI only (systemd-boot), not BIOS.\r\n";
 
 /** One stage's wall time. */
 export interface StageTime {
@@ -172,32 +193,83 @@ async function loadBlueprint(file: string | undefined): Promise<Blueprint> {
   return v.blueprint;
 }
 
+/**
+ * The image's size for the layout (root gets twice this): the bytes of the build repository's
+ * content objects, each counted once. Reads directory entries and sizes only.
+ */
+async function contentBytes(repo: OstreeRepo): Promise<number> {
+  const objects = join(repo.path, "objects");
+  let total = 0;
+  for (const d of await fsp.readdir(objects)) {
+    const dir = join(objects, d);
+    const files = (await fsp.readdir(dir)).filter((f) => f.endsWith(".file"));
+    const sizes = await Promise.all(
+      files.map((f) => fsp.lstat(join(dir, f)).then((st) => st.size)),
+    );
+    for (const n of sizes) total += n;
+  }
+  return total;
+}
+
+/**
+ * Fails fast, before any work, when the output cannot be given to `UID:GID` (an unprivileged
+ * user may only chown to itself and its groups): a probe file in the work directory is chowned.
+ */
+async function checkChown(work: string, owner: { uid: number; gid: number }): Promise<void> {
+  const probe = join(work, "chown-probe");
+  await fsp.writeFile(probe, "");
+  try {
+    await fsp.chown(probe, owner.uid, owner.gid);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "EINVAL") throw e;
+    throw new ImageModeError(
+      "DENIED",
+      `cannot chown the output to ${owner.uid}:${owner.gid}: ${code === "EPERM" ? "operation not permitted" : "invalid argument"} (running as uid ${process.getuid?.() ?? "?"}; --chown needs root or CAP_CHOWN unless it names your own uid and one of your groups)`,
+      { op: "build.chown", data: { uid: owner.uid, gid: owner.gid, errno: code } },
+    );
+  } finally {
+    await fsp.rm(probe, { force: true });
+  }
+}
+
 /** Copies the bootloader payloads of the commit into `dir` (GRUB modules, EFI binaries). */
 async function extractBootloaderFiles(repo: OstreeRepo, commit: string, dir: string) {
+  // GRUB's i386-pc modules (core.img is made from them); of x86_64-efi only the prebuilt image
   const wanted = [
-    "usr/lib/grub",
+    "usr/lib/grub/i386-pc",
+    "usr/lib/grub/x86_64-efi/monolithic",
+    "usr/lib/grub/x86_64-efi-signed",
     "usr/lib/systemd/boot",
     "usr/lib/bootupd",
     "usr/lib/shim",
     "usr/lib/efi",
     "usr/share/grub",
   ];
+  const files: { path: string; content: () => Promise<AsyncIterable<Uint8Array>> }[] = [];
   for (const sub of wanted) {
     if ((await repo.ls(commit, sub).catch(() => [])).length === 0) continue;
     for await (const e of repo.readCommitTree(commit, { subpath: sub, hardlinks: false })) {
       const p = e.path === "." ? join(dir, sub) : join(dir, sub, e.path);
       if (e.type === "dir") await fsp.mkdir(p, { recursive: true });
       else if (e.type === "symlink") await fsp.symlink(e.linkTarget ?? "", p);
-      else if (e.type === "file" && e.content) {
-        const fh = await fsp.open(p, "w", 0o644);
-        try {
-          for await (const chunk of await e.content()) await fh.write(chunk);
-        } finally {
-          await fh.close();
-        }
-      }
+      else if (e.type === "file" && e.content) files.push({ path: p, content: e.content });
     }
   }
+  // a few hundred small files: written several at a time
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++] as (typeof files)[number];
+      const fh = await fsp.open(f.path, "w", 0o644);
+      try {
+        for await (const chunk of await f.content()) await fh.write(chunk);
+      } finally {
+        await fh.close();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
 }
 
 /** Builds disk images from a bootc container image. */
@@ -224,6 +296,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   await fsp.mkdir(cacheDir, { recursive: true });
   const work = await fsp.mkdtemp(join(output, ".imagemode-build-"));
   try {
+    if (options.chown) await checkChown(work, options.chown);
     // 1. fetch into the OCI layout cache
     step(1, `fetch ${name}`);
     const ca = options.certDir
@@ -281,6 +354,8 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     t0 = Date.now();
     step(3, "plan the disk and the deployment");
     throwIfAborted(signal, op);
+    const imageSize = contentBytes(repo);
+    imageSize.catch(() => {}); // awaited below; a failure surfaces there
     const etcFiles: EtcFiles = {
       passwd: (await textOf(repo, imported.commit, "usr/etc/passwd")) ?? "",
       group: (await textOf(repo, imported.commit, "usr/etc/group")) ?? "",
@@ -299,20 +374,16 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     const custom = planCustomizations(blueprint, etcFiles, {
       ...(options.now ? { clock: options.now } : {}),
     });
-    // partition GUIDs and filesystem UUIDs come from the seed alone: plan once for the kernel
-    // arguments, again with the image's size once the sysroot is known
-    const layoutFor = (imageSize: number) =>
-      defaultLayout({
-        rootfs: options.rootfs,
-        imageSize,
-        seed: imported.manifestDigest,
-        filesystems: custom.storage.filesystems.map((f) => ({
-          mountpoint: f.mountpoint,
-          minsize: f.minSize,
-        })),
-        ...(options.size ? { size: options.size } : {}),
-      });
-    let disk = layoutFor(0);
+    const disk = defaultLayout({
+      rootfs: options.rootfs,
+      imageSize: await imageSize,
+      seed: imported.manifestDigest,
+      filesystems: custom.storage.filesystems.map((f) => ({
+        mountpoint: f.mountpoint,
+        minsize: f.minSize,
+      })),
+      ...(options.size ? { size: options.size } : {}),
+    });
     const part = (n: string) => {
       const p = disk.partitions.find((x) => x.name === n);
       if (!p) throw new ImageModeError("INTERNAL", `layout has no ${n} partition`, { op });
@@ -338,64 +409,98 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       kargs,
     });
     const deployment = `ostree/deploy/${stateroot}/deploy/${plan.name}`;
-    const sysroot = await collect(sysrootTree(plan, { repo }));
-    let imageSize = 0;
-    for (const e of sysroot) if (e.path.startsWith(`${deployment}/`)) imageSize += e.size ?? 0;
-    disk = layoutFor(imageSize);
-    for (const before of [rootPart, bootPart, biosPart]) {
-      const after = part(before.name);
-      if (after.fsUuid !== before.fsUuid || after.offset !== before.offset)
-        throw new ImageModeError("INTERNAL", `partition ${before.name} moved with the image size`, {
-          op,
-        });
-    }
-    const edited = await applyEdits(sysroot, planToTreeEdits(custom), deployment, stateroot);
-    const split = splitBoot(edited.entries);
+    // the sysroot as one stream: blueprint edits merged in, /boot split off (read up to there)
+    const overlay = await overlayOf(planToTreeEdits(custom), deployment, stateroot);
+    const split = await splitBoot(
+      applyOverlay(sysrootTree(plan, { repo, ...(signal ? { signal } : {}) }), overlay),
+    );
 
-    // bootloader: GRUB for BIOS (core.img from the image's modules) and UEFI (the image's binaries)
+    // bootloader: GRUB for BIOS (core.img from the image's modules) and UEFI (the image's
+    // binaries), or systemd-boot (UEFI only) with the entries and kernels on the ESP
     const bl = join(work, "bootloader");
     await fsp.mkdir(bl);
     await extractBootloaderFiles(repo, imported.commit, bl);
-    const grub = await findImageGrub(bl);
-    const efi = await findImageEfiBinaries(bl);
-    if (!efi && !(grub.i386PcDir && grub.bootImg))
-      throw new ImageModeError(
-        "NOT_FOUND",
-        `image ${name} carries no bootloader (GRUB or EFI binaries)`,
-        {
-          op,
-        },
-      );
-    const backend = grubBackend({
-      bootFsUuid: bootPart.fsUuid,
-      ...(grub.i386PcDir && grub.bootImg
-        ? {
-            bios: {
-              partition: { startLba: biosPart.startLba, sectors: biosPart.size / 512 },
-              bootImg: await fsp.readFile(grub.bootImg),
-              moduleDir: grub.i386PcDir,
-            },
-          }
-        : {}),
-      ...(efi ? { efi: { binaries: efi } } : {}),
-    });
     const entries = (plan.write?.entries ?? []).map((e) => parseBlsEntry(e.text, e.fileName));
-    const blPlan = await backend.plan({ entries, timeout: 1 });
     const espDir = join(work, "esp");
     const bootDir = join(work, "boot");
     await fsp.mkdir(espDir);
     await fsp.mkdir(bootDir);
-    await placeFiles(
-      blPlan.files.filter((f) => !(f.partition === "boot" && f.path.startsWith("loader"))),
-      { esp: espDir, boot: bootDir },
-    );
-    // ostree's GRUB layout: grub/grub.cfg -> ../loader/grub.cfg, the menu in loader.<bootversion>/,
-    // so a later deployment that writes loader.<other>/grub.cfg switches menus with the loader symlink
-    const bv = plan.write?.newBootversion ?? 0;
-    await fsp.mkdir(join(bootDir, `loader.${bv}`), { recursive: true });
-    await fsp.rename(join(bootDir, "grub/grub.cfg"), join(bootDir, `loader.${bv}/grub.cfg`));
-    await fsp.symlink("../loader/grub.cfg", join(bootDir, "grub/grub.cfg"));
-    const rawWrites: RawWrite[] = blPlan.rawWrites;
+    let blPlan: BootloaderPlan;
+    let rawWrites: RawWrite[];
+    if (options.bootloader === "systemd-boot") {
+      const efiBinary = join(bl, SYSTEMD_BOOT_EFI);
+      if (
+        !(await fsp.stat(efiBinary).then(
+          (st) => st.isFile(),
+          () => false,
+        ))
+      )
+        throw new ImageModeError(
+          "NOT_FOUND",
+          `image ${name} carries no systemd-boot (/${SYSTEMD_BOOT_EFI})`,
+          { op },
+        );
+      const backend = systemdBootBackend({
+        efiBinary,
+        entriesOn: "esp",
+        loader: { editor: false },
+      });
+      blPlan = await backend.plan({ entries, timeout: 0 });
+      await placeFiles(blPlan.files, { esp: espDir, boot: bootDir });
+      // the kernels where the ESP's entries point (their paths are /boot-relative, and the same
+      // paths on the ESP): firmware has no ext4/xfs driver, so systemd-boot reads only the ESP
+      const k = plan.kernel;
+      const kdir = `ostree/${stateroot}-${k.bootcsum}`;
+      for (const e of entries)
+        if (getBlsValue(e, "linux") !== `/${kdir}/vmlinuz-${k.kver}`)
+          throw new ImageModeError("INTERNAL", `entry ${e.fileName} boots another kernel`, { op });
+      await fsp.mkdir(join(espDir, kdir), { recursive: true });
+      const kfiles: [string, string][] = [[k.vmlinuz, `vmlinuz-${k.kver}`]];
+      if (k.initramfs) kfiles.push([k.initramfs, `initramfs-${k.kver}.img`]);
+      for (const [src, dest] of kfiles) {
+        const fh = await fsp.open(join(espDir, kdir, dest), "w", 0o644);
+        try {
+          for await (const chunk of await repo.cat(plan.checksum, src)) await fh.write(chunk);
+        } finally {
+          await fh.close();
+        }
+      }
+      rawWrites = [biosMessageBootCode(UEFI_ONLY_MESSAGE)];
+    } else {
+      const grub = await findImageGrub(bl);
+      const efi = await findImageEfiBinaries(bl);
+      if (!efi && !(grub.i386PcDir && grub.bootImg))
+        throw new ImageModeError(
+          "NOT_FOUND",
+          `image ${name} carries no bootloader (GRUB or EFI binaries)`,
+          { op },
+        );
+      const backend = grubBackend({
+        bootFsUuid: bootPart.fsUuid,
+        ...(grub.i386PcDir && grub.bootImg
+          ? {
+              bios: {
+                partition: { startLba: biosPart.startLba, sectors: biosPart.size / 512 },
+                bootImg: await fsp.readFile(grub.bootImg),
+                moduleDir: grub.i386PcDir,
+              },
+            }
+          : {}),
+        ...(efi ? { efi: { binaries: efi } } : {}),
+      });
+      blPlan = await backend.plan({ entries, timeout: 1 });
+      await placeFiles(
+        blPlan.files.filter((f) => !(f.partition === "boot" && f.path.startsWith("loader"))),
+        { esp: espDir, boot: bootDir },
+      );
+      // ostree's GRUB layout: grub/grub.cfg -> ../loader/grub.cfg, the menu in loader.<bootversion>/,
+      // so a later deployment that writes loader.<other>/grub.cfg switches menus with the loader symlink
+      const bv = plan.write?.newBootversion ?? 0;
+      await fsp.mkdir(join(bootDir, `loader.${bv}`), { recursive: true });
+      await fsp.rename(join(bootDir, "grub/grub.cfg"), join(bootDir, `loader.${bv}/grub.cfg`));
+      await fsp.symlink("../loader/grub.cfg", join(bootDir, "grub/grub.cfg"));
+      rawWrites = blPlan.rawWrites;
+    }
     const owner = { owner: { uid: 0, gid: 0 } };
     const bootEntries = mergeEntries(
       split.boot,
@@ -412,7 +517,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       {
         esp: { fs: "vfat", tree: readHostDirectory(espDir, { ...owner, includeRoot: true }) },
         boot: { fs: options.rootfs, tree: treeOf(bootEntries) },
-        root: { fs: options.rootfs, tree: treeOf(split.root) },
+        root: { fs: options.rootfs, tree: split.root },
       },
       rawWrites,
       staging,
@@ -475,7 +580,9 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     }
     stages.push({ stage: "convert", ms: Date.now() - t0 });
     if (options.chown) {
+      // like bootc-image-builder's chownR of the output directory, for what this build made
       const { uid, gid } = options.chown;
+      await fsp.chown(output, uid, gid);
       for (const o of outputs) {
         await fsp.chown(dirname(o.path), uid, gid);
         await fsp.chown(o.path, uid, gid);

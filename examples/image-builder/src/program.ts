@@ -150,11 +150,6 @@ export function buildProgram(io: Io, result: { code: number }): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .action(async (image: string, f: Flags) => {
-      if (f.bootloader !== "grub")
-        throw invalidArgument(
-          "--bootloader systemd-boot is not supported yet: kernels live on an ext4/xfs /boot that systemd-boot cannot read; use grub",
-          { op: "build" },
-        );
       let chown: { uid: number; gid: number } | undefined;
       if (f.chown) {
         const m = /^(\d+):(\d+)$/.exec(f.chown);
@@ -170,6 +165,7 @@ export function buildProgram(io: Io, result: { code: number }): Command {
           output: f.output,
           rootfs: f.rootfs,
           kargs: f.karg,
+          bootloader: f.bootloader,
           tlsVerify: f.tlsVerify,
           targetArch: f.targetArch,
           ...(f.config ? { config: f.config } : {}),

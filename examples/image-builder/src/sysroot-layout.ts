@@ -1,27 +1,20 @@
 /**
  * Glue between deploy-manager's whole-sysroot `FileTree` and the disk's partitions: blueprint
- * edits land in the deployment's `/etc` and the stateroot's `/var`; `/boot` is split off onto
- * its own partition. Entries are metadata only (contents stay lazy), so collecting them is cheap.
+ * edits land in the deployment's `/etc` and the stateroot's `/var`, merged into the stream in
+ * tree order; `/boot` is split off onto its own partition. Nothing here holds the whole tree:
+ * only the edits and the `/boot` part (kernel, initramfs, entries) are collected.
  */
 
 import type { TreeEdit } from "@imagemode/blueprint";
-import { compareNames, type FileTree, type TreeEntry } from "@imagemode/core";
+import type { FileTree, TreeEntry } from "@imagemode/core";
+import { compareTreePaths } from "@imagemode/deploy-manager";
 
 /** Orders entries like a `FileTree`: parents before children, names in byte order. */
 export function sortTree(entries: TreeEntry[]): TreeEntry[] {
-  const key = (p: string) => (p === "." ? [] : p.split("/"));
-  return entries.sort((a, b) => {
-    const ka = key(a.path);
-    const kb = key(b.path);
-    for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
-      const c = compareNames(ka[i] as string, kb[i] as string);
-      if (c !== 0) return c;
-    }
-    return ka.length - kb.length;
-  });
+  return entries.sort((a, b) => compareTreePaths(a.path, b.path));
 }
 
-/** Collects a tree into an array (entries are metadata; contents stay lazy). */
+/** Collects a (small) tree into an array (entries are metadata; contents stay lazy). */
 export async function collect(tree: FileTree): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   for await (const e of tree) out.push(e);
@@ -37,53 +30,110 @@ export function sysrootPathOf(path: string, deployment: string, stateroot: strin
   return `${deployment}/${path}`;
 }
 
-/** Applies blueprint tree edits (image-root paths) to sysroot entries; missing parents are created. */
-export async function applyEdits(
-  entries: TreeEntry[],
+/** One edit at a sysroot path, ready to be merged into the sysroot's stream. */
+export interface OverlayEntry {
+  entry: TreeEntry;
+  /** The tree's own entry at this path, if any, wins. */
+  createOnly: boolean;
+  /** Mode and owner come from the tree's entry at this path, if any. */
+  metadataFromTree: boolean;
+}
+
+/**
+ * Blueprint tree edits (image-root paths) as a sorted overlay of sysroot paths. Later edits of a
+ * path replace earlier ones (a `createOnly` edit never does); missing parents are made as
+ * `0755` root directories unless the tree has them.
+ */
+export async function overlayOf(
   edits: AsyncIterable<TreeEdit>,
   deployment: string,
   stateroot: string,
-): Promise<{ entries: TreeEntry[]; applied: string[] }> {
-  const byPath = new Map(entries.map((e) => [e.path, e] as const));
-  const applied: string[] = [];
+): Promise<OverlayEntry[]> {
+  const byPath = new Map<string, OverlayEntry>();
   for await (const edit of edits) {
     const path = sysrootPathOf(edit.path, deployment, stateroot);
-    const existing = byPath.get(path);
-    if (existing && edit.createOnly) continue;
-    const { createOnly: _c, keepMetadata, ...entry } = edit;
-    const next: TreeEntry = { ...entry, path };
-    if (existing && keepMetadata) {
-      next.mode = existing.mode;
-      next.uid = existing.uid;
-      next.gid = existing.gid;
+    const prev = byPath.get(path);
+    if (prev && edit.createOnly) continue;
+    const { createOnly, keepMetadata, ...entry } = edit;
+    const next: OverlayEntry = {
+      entry: { ...entry, path },
+      createOnly: createOnly === true,
+      metadataFromTree: keepMetadata === true,
+    };
+    if (prev && keepMetadata) {
+      next.entry.mode = prev.entry.mode;
+      next.entry.uid = prev.entry.uid;
+      next.entry.gid = prev.entry.gid;
+      // the tree's entry is what the earlier edit kept or replaced
+      next.metadataFromTree = prev.createOnly || prev.metadataFromTree;
     }
     const parts = path.split("/");
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join("/");
       if (!byPath.has(parent))
-        byPath.set(parent, { path: parent, type: "dir", mode: 0o755, uid: 0, gid: 0 });
+        byPath.set(parent, {
+          entry: { path: parent, type: "dir", mode: 0o755, uid: 0, gid: 0 },
+          createOnly: true,
+          metadataFromTree: false,
+        });
     }
     byPath.set(path, next);
-    applied.push(path);
   }
-  return { entries: sortTree([...byPath.values()]), applied };
+  return [...byPath.values()].sort((a, b) => compareTreePaths(a.entry.path, b.entry.path));
 }
 
-/** Splits a sysroot into the root partition's tree and the /boot partition's tree. */
-export function splitBoot(entries: TreeEntry[]): { root: TreeEntry[]; boot: TreeEntry[] } {
-  const root: TreeEntry[] = [];
+/** Merges a sorted overlay into a sorted tree, as a stream. */
+export async function* applyOverlay(tree: FileTree, overlay: readonly OverlayEntry[]): FileTree {
+  let i = 0;
+  for await (const e of tree) {
+    while (
+      i < overlay.length &&
+      compareTreePaths((overlay[i] as OverlayEntry).entry.path, e.path) < 0
+    )
+      yield (overlay[i++] as OverlayEntry).entry;
+    const o = overlay[i];
+    if (o && o.entry.path === e.path) {
+      i++;
+      if (o.createOnly) yield e;
+      else if (o.metadataFromTree) yield { ...o.entry, mode: e.mode, uid: e.uid, gid: e.gid };
+      else yield o.entry;
+      continue;
+    }
+    yield e;
+  }
+  while (i < overlay.length) yield (overlay[i++] as OverlayEntry).entry;
+}
+
+/**
+ * Splits a sysroot stream into the `/boot` partition's entries (collected: kernel, initramfs,
+ * entries) and the root partition's tree (the rest of the stream; `/boot` stays as an empty
+ * mount point). Reads the stream only up to the end of `boot/`.
+ */
+export async function splitBoot(tree: FileTree): Promise<{ boot: TreeEntry[]; root: FileTree }> {
+  const it = tree[Symbol.asyncIterator]();
+  const head: TreeEntry[] = [];
   const boot: TreeEntry[] = [];
-  for (const e of entries) {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) break;
+    const e = r.value;
     if (e.path.startsWith("boot/")) boot.push({ ...e, path: e.path.slice("boot/".length) });
     else if (e.path === "boot") {
-      root.push(e);
+      head.push(e);
       boot.push({ ...e, path: "." });
-    } else root.push(e);
+    } else {
+      head.push(e);
+      if (compareTreePaths(e.path, "boot") > 0) break;
+    }
   }
-  return { root, boot };
+  async function* root(): FileTree {
+    yield* head;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  return { boot, root: root() };
 }
 
-/** Merges two trees' entries; on the same path the second wins. */
+/** Merges two small trees' entries; on the same path the second wins. */
 export function mergeEntries(a: TreeEntry[], b: TreeEntry[]): TreeEntry[] {
   const m = new Map(a.map((e) => [e.path, e] as const));
   for (const e of b) m.set(e.path, e);

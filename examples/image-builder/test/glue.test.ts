@@ -2,7 +2,14 @@ import type { TreeEntry } from "@imagemode/core";
 import { describe, expect, it } from "vitest";
 import { parseImageArg } from "../src/build.js";
 import { archName, checkBootcImage, type ImageFacts } from "../src/image-check.js";
-import { applyEdits, splitBoot, sysrootPathOf } from "../src/sysroot-layout.js";
+import {
+  applyOverlay,
+  collect,
+  overlayOf,
+  splitBoot,
+  sysrootPathOf,
+  treeOf,
+} from "../src/sysroot-layout.js";
 
 const facts = (labels: Record<string, string>, architecture = "amd64"): ImageFacts => ({
   manifestDigest: "sha256:00",
@@ -89,7 +96,9 @@ describe("sysroot glue", () => {
         createOnly: true,
       };
     }
-    const { entries } = await applyEdits(base, edits(), dep, "default");
+    const entries = await collect(
+      applyOverlay(treeOf(base), await overlayOf(edits(), dep, "default")),
+    );
     const byPath = new Map(entries.map((e) => [e.path, e]));
     expect(byPath.get(`${dep}/etc/passwd`)).toMatchObject({ mode: 0o640, gid: 42, size: 5 });
     expect(byPath.get(`${dep}/etc`)?.mode).toBe(0o700); // created (it was missing), not skipped
@@ -98,13 +107,55 @@ describe("sysroot glue", () => {
       mode: 0o700,
     });
     expect(byPath.has("ostree/deploy/default/var/home")).toBe(true);
-    // parents before children
-    const idx = (p: string) => entries.findIndex((e) => e.path === p);
-    expect(idx("ostree/deploy/default/var")).toBeLessThan(idx("ostree/deploy/default/var/home/u"));
+    // the merged stream is in tree order, each path once
+    expect(entries.map((e) => e.path)).toEqual([
+      ".",
+      "ostree",
+      "ostree/deploy",
+      "ostree/deploy/default",
+      "ostree/deploy/default/deploy",
+      "ostree/deploy/default/deploy/abc.0",
+      `${dep}/etc`,
+      `${dep}/etc/passwd`,
+      "ostree/deploy/default/var",
+      "ostree/deploy/default/var/home",
+      "ostree/deploy/default/var/home/u",
+    ]);
   });
-  it("splits /boot onto its own partition", () => {
-    const { root, boot } = splitBoot([d("."), d("boot"), d("boot/loader.1"), d("usr")]);
-    expect(root.map((e) => e.path)).toEqual([".", "boot", "usr"]);
-    expect(boot.map((e) => e.path)).toEqual([".", "loader.1"]);
+  it("a createOnly edit leaves the tree's entry, a later edit replaces an earlier one", async () => {
+    const base = [d("."), d("ostree"), { ...d("ostree/x"), mode: 0o711 }];
+    async function* edits() {
+      yield { path: "x", type: "dir" as const, mode: 0o700, uid: 0, gid: 0, createOnly: true };
+      yield { path: "y", type: "dir" as const, mode: 0o700, uid: 0, gid: 0 };
+      yield { path: "y", type: "dir" as const, mode: 0o750, uid: 0, gid: 0 };
+    }
+    const out = await collect(applyOverlay(treeOf(base), await overlayOf(edits(), "ostree", "s")));
+    expect(out.map((e) => [e.path, e.mode])).toEqual([
+      [".", 0o755],
+      ["ostree", 0o755],
+      ["ostree/x", 0o711],
+      ["ostree/y", 0o750],
+    ]);
+  });
+  it("splits /boot onto its own partition, reading the stream only up to the end of boot/", async () => {
+    let pulled = 0;
+    async function* tree() {
+      for (const p of [
+        ".",
+        "boot",
+        "boot/loader.1",
+        "boot/loader.1/entries",
+        "dev",
+        "usr",
+        "usr/x",
+      ]) {
+        pulled++;
+        yield d(p);
+      }
+    }
+    const { root, boot } = await splitBoot(tree());
+    expect(boot.map((e) => e.path)).toEqual([".", "loader.1", "loader.1/entries"]);
+    expect(pulled).toBe(5);
+    expect((await collect(root)).map((e) => e.path)).toEqual([".", "boot", "dev", "usr", "usr/x"]);
   });
 });

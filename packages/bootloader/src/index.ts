@@ -15,6 +15,7 @@ export {
   type SystemdBootBackendOptions,
   systemdBootBackend,
 } from "./backend.js";
+export { BIOS_MESSAGE_CODE, biosMessageBootCode } from "./bios-message.js";
 export {
   type BlsEntry,
   type BlsEntryFields,

@@ -131,7 +131,7 @@ export {
   nodeSysrootFs,
   type SysrootFs,
 } from "./sysroot-fs.js";
-export { planFreshSysroot, sysrootTree } from "./sysroot-tree.js";
+export { compareTreePaths, planFreshSysroot, sysrootTree } from "./sysroot-tree.js";
 export {
   switchImage,
   type UpgradeOptions,

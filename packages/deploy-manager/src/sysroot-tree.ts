@@ -5,11 +5,21 @@
  * stateroot `/var`, and `/boot` with kernel, initramfs and BLS entries. Same paths, types,
  * modes and link structure as {@link applyDeployPlan} writes into an empty directory.
  */
+
+import { join } from "node:path";
 import type { GrubConfigOptions } from "@imagemode/bootloader";
-import { compareNames, type FileTree, invalidArgument, type TreeEntry } from "@imagemode/core";
+import {
+  compareNames,
+  type FileTree,
+  ImageModeError,
+  invalidArgument,
+  isImageModeError,
+  type TreeEntry,
+  throwIfAborted,
+  toImageModeError,
+} from "@imagemode/core";
 import {
   configText,
-  listObjects,
   type OstreeRepo,
   REPO_DIRECTORIES,
   S_IFLNK,
@@ -94,12 +104,99 @@ function symlink(path: string, target: string): TreeEntry {
 }
 
 /**
+ * Tree order as a comparison of two normalized paths: component by component, names in UTF-8
+ * byte order, a parent before its children (`.` first). Equal to comparing the split paths with
+ * `compareNames`, without allocating.
+ */
+export function compareTreePaths(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === ".") return -1;
+  if (b === ".") return 1;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // the end of a component sorts before any other character
+    if (x === 0x2f) return -1;
+    if (y === 0x2f) return 1;
+    // UTF-16 code units into code point order (= UTF-8 byte order)
+    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
+    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** One input of {@link mergeSorted}: a sorted stream whose first path is at least `from`. */
+interface Source {
+  from: string;
+  entries: AsyncIterator<TreeEntry>;
+}
+
+/**
+ * Merges sorted streams into one. A source is not started before the merged output reaches its
+ * `from` path, so a later source may rely on what earlier ones have produced.
+ */
+async function* mergeSorted(sources: Source[]): FileTree {
+  const heads: (TreeEntry | null | undefined)[] = sources.map(() => undefined);
+  let last: string | undefined;
+  for (;;) {
+    let best = -1;
+    let bestPath = "";
+    for (let i = 0; i < sources.length; i++) {
+      const h = heads[i];
+      if (h === null) continue;
+      const p = h ? h.path : (sources[i] as Source).from;
+      if (best < 0 || compareTreePaths(p, bestPath) < 0) {
+        best = i;
+        bestPath = p;
+      }
+    }
+    if (best < 0) return;
+    const head = heads[best];
+    if (head === undefined) {
+      // not started: its lower bound is the smallest key, so its first entry is due
+      const r = await (sources[best] as Source).entries.next();
+      heads[best] = r.done ? null : r.value;
+      continue;
+    }
+    if (head === null) continue;
+    const r = await (sources[best] as Source).entries.next();
+    heads[best] = r.done ? null : r.value;
+    if (last !== undefined && compareTreePaths(head.path, last) <= 0)
+      throw new ImageModeError(
+        "INTERNAL",
+        `sysroot tree out of order: ${head.path} after ${last}`,
+        {
+          op: "deploy.tree",
+        },
+      );
+    last = head.path;
+    yield head;
+  }
+}
+
+function relocate(e: TreeEntry, path: string): TreeEntry {
+  const out: TreeEntry = { ...e, path };
+  delete out.mtime;
+  delete out.inode;
+  return out;
+}
+
+/**
  * The `FileTree` of a fresh sysroot holding the deployment `plan` (from {@link planFreshSysroot}).
  * Every object and ref of `repo` is included (the image and its layer commits), plus the
- * deployment ref `ostree/1/1/0`. Entries are in path order, parents first.
+ * deployment ref `ostree/1/1/0`. Entries are in tree order (parents first, names in byte order),
+ * produced as a stream: one walk of the commit (plus its `usr/etc` and `var` subtrees, copied to
+ * `/etc` and the stateroot's `/var`) and one pass over the object directories, a few entries
+ * held at a time.
  */
-export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo }): FileTree {
-  const { repo } = options;
+export async function* sysrootTree(
+  plan: DeployPlan,
+  options: { repo: OstreeRepo; signal?: AbortSignal },
+): FileTree {
+  const { repo, signal } = options;
   if (!plan.write || plan.stage)
     throw invalidArgument("sysrootTree needs a non-staged deployment plan", { op: "deploy.tree" });
   if (repo.mode !== "bare" && repo.mode !== "bare-user")
@@ -108,6 +205,7 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
     });
   const w = plan.write;
   const os = plan.stateroot;
+  // the small part: everything but the deployment, the image's /var and the objects
   const out: TreeEntry[] = [];
   out.push(dir("."));
   for (const [d, mode] of INIT_FS_DIRECTORIES) out.push(dir(d, mode));
@@ -157,77 +255,17 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
     `${sr}/var/tmp`,
     `${sr}/var/run`,
     `${sr}/var/lock`,
+    `${sr}/var/.ostree-selabeled`,
   ]);
   out.push(dir(`${sr}/var/lib`), dir(`${sr}/var/log`), dir(`${sr}/var/tmp`, 0o1777));
   out.push(symlink(`${sr}/var/run`, "../run"), symlink(`${sr}/var/lock`, "../run/lock"));
   out.push(textFile(`${sr}/var/.ostree-selabeled`, ""));
   out.push(textFile(`${sr}/deploy/${plan.name}.origin`, plan.originText));
 
-  // the deployment: the commit (hard links to the objects; empty files and symlinks are
-  // separate), /etc copied from usr/etc, and the image's var seeding the stateroot's
-  const dep = `${sr}/deploy/${plan.name}`;
-  for await (const e of repo.readCommitTree(plan.checksum)) {
-    const path = e.path === "." ? dep : `${dep}/${e.path}`;
-    const entry: TreeEntry = { ...e, path };
-    delete entry.mtime;
-    if (e.type !== "file" || (e.size ?? 0) === 0) delete entry.inode;
-    else entry.inode = `obj:${e.inode}`;
-    out.push(entry);
-    if (e.path === "usr/etc" || e.path.startsWith("usr/etc/")) {
-      const copy: TreeEntry = { ...entry, path: `${dep}/${e.path.slice(4)}` };
-      delete copy.inode;
-      out.push(copy);
-    }
-    if ((e.path === "var" || e.path.startsWith("var/")) && e.path !== "var") {
-      const vpath = `${sr}/${e.path}`;
-      if (!varSkeleton.has(vpath) && vpath !== `${sr}/var/.ostree-selabeled`) {
-        const copy: TreeEntry = { ...entry, path: vpath };
-        delete copy.inode;
-        out.push(copy);
-      }
-    }
-  }
-
-  // the repository
+  // the repository's directories, config and refs
   const r = "ostree/repo";
   out.push(dir(r), textFile(`${r}/config`, configText("bare")));
   for (const d of REPO_DIRECTORIES) out.push(dir(`${r}/${d}`));
-  const objDirs = new Set<string>();
-  for (const o of await listObjects(repo)) {
-    const sub = o.path.split("/")[1] as string;
-    if (!objDirs.has(sub)) {
-      objDirs.add(sub);
-      out.push(dir(`${r}/objects/${sub}`));
-    }
-    const path = `${r}/objects/${sub}/${o.checksum.slice(2)}.${o.type}`;
-    if (o.type === "file") {
-      const f = await repo.loadFile(o.checksum);
-      if ((f.header.mode & S_IFMT) === S_IFLNK) {
-        out.push({
-          ...symlink(path, f.header.symlinkTarget ?? ""),
-          uid: f.header.uid,
-          gid: f.header.gid,
-        });
-      } else {
-        const e: TreeEntry = {
-          path,
-          type: "file",
-          mode: f.header.mode & 0o7777,
-          uid: f.header.uid,
-          gid: f.header.gid,
-          size: f.size,
-          inode: `obj:${o.checksum}`,
-          content: async () => (await repo.loadFile(o.checksum)).open(),
-        };
-        if (f.header.xattrs && f.header.xattrs.size > 0) e.xattrs = f.header.xattrs;
-        out.push(e);
-      }
-    } else {
-      const type = o.type;
-      const bytes = await repo.readMetadata(type as Exclude<typeof type, "file">, o.checksum);
-      out.push(textFile(path, bytes));
-    }
-  }
   const refs = new Map(await repo.listRefs());
   for (const ref of w.refs) refs.set(ref.name, ref.checksum);
   const refDirs = new Set<string>();
@@ -239,17 +277,173 @@ export async function* sysrootTree(plan: DeployPlan, options: { repo: OstreeRepo
     out.push(textFile(`${r}/refs/heads/${name}`, `${checksum}\n`));
   }
   for (const d of refDirs) out.push(dir(d));
+  out.sort((a, b) => compareTreePaths(a.path, b.path));
 
-  // parents before children, names in byte order
-  const key = (p: string) => (p === "." ? [] : p.split("/"));
-  out.sort((a, b) => {
-    const ka = key(a.path);
-    const kb = key(b.path);
-    for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
-      const c = compareNames(ka[i] as string, kb[i] as string);
-      if (c !== 0) return c;
+  const dep = `${sr}/deploy/${plan.name}`;
+  yield* mergeSorted([
+    { from: ".", entries: listIterator(out) },
+    {
+      from: dep,
+      entries: deploymentTree(repo, plan.checksum, dep, signal)[Symbol.asyncIterator](),
+    },
+    {
+      from: `${sr}/var`,
+      entries: imageVar(repo, plan.checksum, sr, varSkeleton, signal)[Symbol.asyncIterator](),
+    },
+    { from: `${r}/objects`, entries: objectTree(repo, r, signal)[Symbol.asyncIterator]() },
+  ]);
+}
+
+async function* listIterator(entries: TreeEntry[]): AsyncGenerator<TreeEntry> {
+  yield* entries;
+}
+
+/**
+ * The deployment: the commit, its files hard-linked to the repository's objects (empty files
+ * and symlinks are separate), and `/etc` a copy of `usr/etc` (an empty directory without one),
+ * in place of any `/etc` of the commit, as the directory applier does.
+ */
+async function* deploymentTree(
+  repo: OstreeRepo,
+  commit: string,
+  dep: string,
+  signal: AbortSignal | undefined,
+): FileTree {
+  const so = signal ? { signal } : {};
+  let etcDone = false;
+  async function* etc(): FileTree {
+    etcDone = true;
+    const copy = repo.readCommitTree(commit, { subpath: "usr/etc", hardlinks: false, ...so });
+    const it = copy[Symbol.asyncIterator]();
+    let first: IteratorResult<TreeEntry>;
+    try {
+      first = await it.next();
+    } catch (e) {
+      if (!isImageModeError(e, "NOT_FOUND")) throw e;
+      yield dir(`${dep}/etc`);
+      return;
     }
-    return ka.length - kb.length;
+    for (let r = first; !r.done; r = await it.next())
+      yield relocate(r.value, r.value.path === "." ? `${dep}/etc` : `${dep}/etc/${r.value.path}`);
+  }
+  for await (const e of repo.readCommitTree(commit, so)) {
+    const slash = e.path.indexOf("/");
+    const top = e.path === "." ? "" : slash < 0 ? e.path : e.path.slice(0, slash);
+    if (top === "etc") continue; // replaced by the copy of usr/etc
+    if (!etcDone && top !== "" && compareTreePaths(top, "etc") > 0) yield* etc();
+    const entry: TreeEntry = { ...e, path: e.path === "." ? dep : `${dep}/${e.path}` };
+    delete entry.mtime;
+    if (e.type !== "file" || (e.size ?? 0) === 0) delete entry.inode;
+    else entry.inode = `obj:${e.inode}`;
+    yield entry;
+  }
+  if (!etcDone) yield* etc();
+}
+
+/** The image's `/var` seeding the stateroot's, around the skeleton the sysroot already has. */
+async function* imageVar(
+  repo: OstreeRepo,
+  commit: string,
+  sr: string,
+  skeleton: ReadonlySet<string>,
+  signal: AbortSignal | undefined,
+): FileTree {
+  const tree = repo.readCommitTree(commit, {
+    subpath: "var",
+    hardlinks: false,
+    ...(signal ? { signal } : {}),
   });
-  yield* out;
+  const it = tree[Symbol.asyncIterator]();
+  let r: IteratorResult<TreeEntry>;
+  try {
+    r = await it.next();
+  } catch (e) {
+    if (isImageModeError(e, "NOT_FOUND")) return;
+    throw e;
+  }
+  for (; !r.done; r = await it.next()) {
+    const e = r.value;
+    if (e.path === ".") continue;
+    const path = `${sr}/var/${e.path}`;
+    if (!skeleton.has(path)) yield relocate(e, path);
+  }
+}
+
+/** How many object headers are read ahead while the consumer works. */
+const OBJECT_READ_AHEAD = 32;
+
+/**
+ * The repository's objects as a bare repository holds them, one object directory at a time:
+ * content objects carry their header's owner, mode and xattrs and share the deployment's
+ * `inode` keys; metadata objects are copied.
+ */
+async function* objectTree(repo: OstreeRepo, r: string, signal: AbortSignal | undefined): FileTree {
+  const objects = join(repo.path, "objects");
+  let dirs: string[];
+  try {
+    dirs = (await repo.fs.readdir(objects)).filter((d) => /^[0-9a-f]{2}$/.test(d)).sort();
+  } catch (e) {
+    throw toImageModeError(e, "deploy.tree");
+  }
+  for (const sub of dirs) {
+    throwIfAborted(signal, "deploy.tree");
+    const names = (await repo.fs.readdir(join(objects, sub))).sort(compareNames);
+    const items: { checksum: string; type: string; path: string }[] = [];
+    for (const f of names) {
+      const dot = f.indexOf(".");
+      const checksum = sub + f.slice(0, dot);
+      const ext = f.slice(dot + 1);
+      if (!/^[0-9a-f]{64}$/.test(checksum)) continue;
+      if (!OBJECT_TYPES.has(ext)) continue;
+      const type = ext === "filez" ? "file" : ext;
+      items.push({ checksum, type, path: `${r}/objects/${sub}/${checksum.slice(2)}.${type}` });
+    }
+    if (items.length === 0) continue;
+    yield dir(`${r}/objects/${sub}`);
+    // headers are read a window ahead (the reads overlap), entries come out in order
+    const pending: Promise<TreeEntry>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (next < items.length && pending.length < OBJECT_READ_AHEAD)
+        pending.push(objectEntry(repo, items[next++] as (typeof items)[number]));
+    };
+    fill();
+    while (pending.length > 0) {
+      const e = await (pending.shift() as Promise<TreeEntry>);
+      fill();
+      yield e;
+    }
+  }
+}
+
+const OBJECT_TYPES = new Set(["file", "filez", "dirtree", "dirmeta", "commit", "commitmeta"]);
+
+async function objectEntry(
+  repo: OstreeRepo,
+  o: { checksum: string; type: string; path: string },
+): Promise<TreeEntry> {
+  if (o.type !== "file") {
+    const type = o.type as "dirtree" | "dirmeta" | "commit" | "commitmeta";
+    return textFile(o.path, await repo.readMetadata(type, o.checksum));
+  }
+  const f = await repo.loadFile(o.checksum);
+  if ((f.header.mode & S_IFMT) === S_IFLNK)
+    return {
+      ...symlink(o.path, f.header.symlinkTarget ?? ""),
+      uid: f.header.uid,
+      gid: f.header.gid,
+    };
+  const e: TreeEntry = {
+    path: o.path,
+    type: "file",
+    mode: f.header.mode & 0o7777,
+    uid: f.header.uid,
+    gid: f.header.gid,
+    size: f.size,
+    inode: `obj:${o.checksum}`,
+    // reopened when read: a consumer that keeps entries keeps no object handle
+    content: async () => (await repo.loadFile(o.checksum)).open(),
+  };
+  if (f.header.xattrs && f.header.xattrs.size > 0) e.xattrs = f.header.xattrs;
+  return e;
 }

@@ -3,15 +3,18 @@
  * same image (installToSysroot into an empty directory): same paths in the same order, types,
  * modes, owners, symlink targets, file sizes, and the same hard-link groups (repository objects
  * and the deployment's files); ostree admin status and ostree fsck accept the applier's result.
+ * The tree's order (compareTreePaths) is the component-wise byte order of core's compareNames.
  */
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { readHostDirectory, type TreeEntry } from "@imagemode/core";
+import { fc, test } from "@fast-check/vitest";
+import { compareNames, readHostDirectory, type TreeEntry } from "@imagemode/core";
 import { OciLayout } from "@imagemode/oci-fetch";
 import { importImage, OstreeRepo } from "@imagemode/ostree-store";
 import { buildFixtureImage, ostreeCli, type TempDir, tempDir } from "@imagemode/testkit";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
+  compareTreePaths,
   type ImageReference,
   installToSysroot,
   newOrigin,
@@ -111,3 +114,30 @@ it("sysrootTree equals the directory applier's sysroot", async () => {
     expect(await read(e), e.path).toBe(await read(byPath.get(e.path)!));
   }
 }, 300_000);
+
+/** The reference order: split into components, compare each with compareNames (UTF-8 bytes). */
+function splitOrder(a: string, b: string): number {
+  const ka = a === "." ? [] : a.split("/");
+  const kb = b === "." ? [] : b.split("/");
+  for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
+    const c = compareNames(ka[i] as string, kb[i] as string);
+    if (c !== 0) return c;
+  }
+  return ka.length - kb.length;
+}
+
+const name = fc.oneof(
+  fc.constantFrom("a", "a-b", "a.b", "a b", "ab", "é", "\u{1F600}", "\uFFFD", "_", "A"),
+  fc.string({ unit: "binary", minLength: 1, maxLength: 4 }).filter((s) => !s.includes("/")),
+);
+const treePath = fc.oneof(
+  fc.constant("."),
+  fc.array(name, { minLength: 1, maxLength: 4 }).map((c) => c.join("/")),
+);
+
+test.prop([treePath, treePath], { numRuns: 2000 })(
+  "compareTreePaths orders like compareNames over split components",
+  (a, b) => {
+    expect(Math.sign(compareTreePaths(a, b))).toBe(Math.sign(splitOrder(a, b)));
+  },
+);
