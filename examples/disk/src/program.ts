@@ -272,7 +272,7 @@ export function buildProgram(io: Io, result: { code: number }): Command {
 
   program
     .command("show")
-    .description("print the partition table of a raw, fixed vhd or qcow2 image")
+    .description("print the partition table of a raw, qcow2, vmdk or vhd image")
     .argument("<image>", "disk image")
     .option("--json", "machine-readable output")
     .action(async (image: string, o: { json?: boolean }) => {

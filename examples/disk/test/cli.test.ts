@@ -174,6 +174,28 @@ describe("imagemode-disk create / show", () => {
         await sh("qemu-img", ["compare", join(dir, "disk.vmdk"), join(dir, "disk-z.qcow2")])
       ).stdout.trim(),
     ).toBe("Images are identical.");
+    // show reads the table from our vmdk, and from qemu-img's streamOptimized vmdk and dynamic vhd
+    const ours = JSON.parse((await cli(["show", join(dir, "disk.vmdk"), "--json"])).stdout);
+    expect(ours).toMatchObject({
+      table: "gpt",
+      size: 48 * 1024 * 1024,
+      partitions: [{ number: 1, typeName: "esp", startLba: 2048 }],
+    });
+    const raw = join(dir, "vmdk-back.raw");
+    expect((await sh("qemu-img", ["convert", "-O", "raw", join(dir, "disk.vmdk"), raw])).code).toBe(
+      0,
+    );
+    for (const [name, args] of [
+      ["qemu.vmdk", ["-O", "vmdk", "-o", "subformat=streamOptimized"]],
+      ["qemu.vhd", ["-O", "vpc", "-o", "subformat=dynamic,force_size=on"]],
+    ] as const) {
+      const out = join(dir, name);
+      expect((await sh("qemu-img", ["convert", "-f", "raw", ...args, raw, out])).code).toBe(0);
+      const shown = await cli(["show", out]);
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).toBe((await cli(["show", raw])).stdout);
+      expect(JSON.parse((await cli(["show", out, "--json"])).stdout)).toEqual(ours);
+    }
   });
 
   it("--preset bib --dry-run prints bootc-image-builder's default table", async () => {

@@ -1,9 +1,10 @@
 import * as fsp from "node:fs/promises";
-import { toImageModeError, unsupported } from "@imagemode/core";
+import { toImageModeError } from "@imagemode/core";
 import type { BlockSink } from "./block-sink.js";
 import { decodeGpt, encodeGpt } from "./gpt.js";
 import { type DiskLayout, gptTableFor, mbrTableFor } from "./layout.js";
 import { decodeMbr, encodeMbr } from "./mbr.js";
+import { readDynamicVhdHead, readVmdkHead } from "./outputs/image-read.js";
 import { readQcow2Head } from "./outputs/qcow2-read.js";
 import { gptTypeName } from "./partition-types.js";
 
@@ -98,7 +99,7 @@ export function decodePartitionTable(head: Uint8Array, diskSize: number): DiskTa
   };
 }
 
-/** Reads the partition table of a disk image file: raw, fixed vhd or qcow2. */
+/** Reads the partition table of a disk image file: raw, qcow2, vmdk (sparse/streamOptimized), vhd (fixed or dynamic). */
 export async function readPartitionTable(path: string): Promise<DiskTable> {
   let fh: fsp.FileHandle | undefined;
   try {
@@ -111,11 +112,14 @@ export async function readPartitionTable(path: string): Promise<DiskTable> {
       const { header, data } = await readQcow2Head(fh, 64 * 1024);
       return decodePartitionTable(data, header.size);
     }
-    if (magic === "KDMV")
-      throw unsupported(`${path} is a VMDK image; show reads raw, fixed vhd and qcow2 images`, {
-        op: "diskimage.read",
-        data: { path },
-      });
+    if (magic === "KDMV") {
+      const { size, data } = await readVmdkHead(fh, st.size, 64 * 1024);
+      return decodePartitionTable(data, size);
+    }
+    if (Buffer.from(head.subarray(0, 8)).toString("latin1") === "conectix") {
+      const { size, data } = await readDynamicVhdHead(fh, 64 * 1024);
+      return decodePartitionTable(data, size);
+    }
     let size = st.size;
     // a fixed VHD is a raw disk followed by a 512-byte footer
     if (size % 512 === 0 && size >= 512) {

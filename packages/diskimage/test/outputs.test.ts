@@ -92,6 +92,7 @@ describe("outputs against qemu-img", () => {
       expect(await readPartitionTable(q)).toEqual(fromRaw);
       expect(await readPartitionTable(qz)).toEqual(fromRaw);
       expect(await readPartitionTable(vh)).toEqual(fromRaw);
+      expect(await readPartitionTable(vm)).toEqual(fromRaw);
       const cmpRaw = await run("qemu-img", [
         "compare",
         "-f",
@@ -110,6 +111,34 @@ describe("outputs against qemu-img", () => {
       expect((await stat(vh)).blocks * 512).toBeLessThan(20 * MiB);
       const vinfo = JSON.parse((await run("qemu-img", ["info", "--output=json", vm])).stdout);
       expect(vinfo["format-specific"].data["create-type"]).toBe("streamOptimized");
+    });
+  });
+
+  it("readPartitionTable reads vmdk and vhd images made by qemu-img convert", async () => {
+    await withTemp(async (dir) => {
+      const src = await makeRaw(dir);
+      const fromRaw = await readPartitionTable(src.path);
+      expect(fromRaw.partitions.map((p) => p.label)).toEqual(["esp", "data"]);
+      for (const [name, args] of [
+        ["stream.vmdk", ["-O", "vmdk", "-o", "subformat=streamOptimized"]],
+        ["sparse.vmdk", ["-O", "vmdk"]],
+        ["dynamic.vhd", ["-O", "vpc", "-o", "subformat=dynamic,force_size=on"]],
+        ["fixed.vhd", ["-O", "vpc", "-o", "subformat=fixed,force_size=on"]],
+      ] as const) {
+        const out = join(dir, name);
+        const c = await run("qemu-img", ["convert", "-f", "raw", ...args, src.path, out]);
+        expect(c.code, c.stderr).toBe(0);
+        expect(await readPartitionTable(out), name).toEqual(fromRaw);
+      }
+      // without force_size, qemu-img rounds a dynamic vhd to its CHS geometry: the table still reads
+      const chs = join(dir, "chs.vhd");
+      expect(
+        (await run("qemu-img", ["convert", "-f", "raw", "-O", "vpc", src.path, chs])).code,
+      ).toBe(0);
+      const info = JSON.parse((await run("qemu-img", ["info", "--output=json", chs])).stdout);
+      const t = await readPartitionTable(chs);
+      expect(t.size).toBe(info["virtual-size"]);
+      expect(t.partitions).toEqual(fromRaw.partitions);
     });
   });
 
