@@ -283,6 +283,29 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
     expect(listTree(co)).toEqual(listTree(expected));
   });
 
+  it("an abort after the first object layer leaves no commit-layer ref and no image ref; a retry finishes", async () => {
+    const repoDir = join(tmp.path, "ours-abort");
+    const repo = await OstreeRepo.init(repoDir, { mode: "archive", fsync: false });
+    const source = new TestOciLayout(layout);
+    const ac = new AbortController();
+    const err = await importImage(repo, source, "derived", {
+      signal: ac.signal,
+      onProgress: (e) => {
+        if (e.type === "done") ac.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(isImageModeError(err, "ABORTED")).toBe(true);
+    const plan = await prepareImport(repo, source, "derived");
+    // chunk layers are imported first; the first one finished, the commit layer did not start
+    expect(plan.layers.map((l) => l.present)).toEqual([false, true, false, false]);
+    expect(await repo.readRef(plan.imageRef)).toBeNull();
+    expect(await repo.hasObject(commit, "commit")).toBe(false);
+    const res = await applyImport(repo, source, plan);
+    expect(res.layers.map((l) => l.imported)).toEqual([true, false, true, true]);
+    expect(res.baseCommit).toBe(commit);
+    run("ostree", [`--repo=${repoDir}`, "fsck"]);
+  });
+
   it("reads the older v1 xattrs layout (`.file-xattrs` objects, `.file-xattrs-link` hard links)", async () => {
     const out = run("python3", [
       join(FIXTURES, "export-chunked.py"),
