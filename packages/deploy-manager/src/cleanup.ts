@@ -112,8 +112,11 @@ export async function cleanupSysroot(
     let prunedBytes = 0;
     if (options.prune !== false) {
       const repo = options.repo;
+      // recover a lock a crash left; a live holder is waited for (ostree-store's timeout), as
+      // cleanup runs at the end of a deploy that has already switched
       await checkRepoLock(repo.path, {
         fs,
+        failIfHeld: false,
         ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       });
       const plan = await withRepoLock(repo.path, () =>
