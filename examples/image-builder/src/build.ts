@@ -49,6 +49,7 @@ import {
 import {
   type DiskLayout,
   defaultLayout,
+  writeDisk,
   writeQcow2,
   writeRaw,
   writeVhd,
@@ -508,38 +509,74 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     );
     stages.push({ stage: "plan", ms: Date.now() - t0 });
 
-    // 4. write the disk (raw, sparse), then the bootloader's raw writes
+    // 4. write the disk, the bootloader's raw writes with it. One output type: diskimage's
+    // writeDisk (sparse staging file, then that format); several: one staging file, converted
+    // to each (the sink's record of written extents spares reading the holes)
     t0 = Date.now();
     step(4, `write ${disk.partitions.length} partitions`);
-    const staging = join(work, "disk.raw");
-    const src2 = await writeStagingDisk(
-      disk,
-      {
-        esp: { fs: "vfat", tree: readHostDirectory(espDir, { ...owner, includeRoot: true }) },
-        boot: { fs: options.rootfs, tree: treeOf(bootEntries) },
-        root: { fs: options.rootfs, tree: split.root },
+    const contents = {
+      esp: {
+        fs: "vfat" as const,
+        tree: readHostDirectory(espDir, { ...owner, includeRoot: true }),
       },
-      rawWrites,
-      staging,
-      { tmpDir: work, ...(signal ? { signal } : {}), onProgress: progress },
-    );
-    stages.push({ stage: "write", ms: Date.now() - t0 });
-
-    // 5. convert into bootc-image-builder's output layout
-    t0 = Date.now();
-    step(5, `convert to ${types.join(", ")}`);
-    const outputs: BuildResult["outputs"] = [];
+      boot: { fs: options.rootfs, tree: treeOf(bootEntries) },
+      root: { fs: options.rootfs, tree: split.root },
+    };
+    const made: { type: ImageType; tmp: string }[] = [];
     const co = { ...(signal ? { signal } : {}), onProgress: progress };
-    for (const type of types) {
+    const [only] = types;
+    if (types.length === 1 && only) {
+      let converting: number | undefined;
+      const tmp = join(work, `out-${only}`);
+      await writeDisk(disk, contents, {
+        output: tmp,
+        format: IMAGE_TYPES[only].format,
+        tmpDir: work,
+        rawWrites: rawWrites.map((w) => ({
+          offset: w.offset,
+          data: w.content,
+          limit: w.limit,
+          description: w.description,
+        })),
+        ...(signal ? { signal } : {}),
+        onProgress: (e) => {
+          if (converting === undefined && /^disk\.(qcow2|vmdk|vhd)$/.test(e.task))
+            converting = Date.now();
+          progress(e);
+        },
+      });
+      const end = Date.now();
+      stages.push({ stage: "write", ms: (converting ?? end) - t0 });
+      step(5, `convert to ${only}`);
+      stages.push({ stage: "convert", ms: converting === undefined ? 0 : end - converting });
+      made.push({ type: only, tmp });
+    } else {
+      const src2 = await writeStagingDisk(disk, contents, rawWrites, join(work, "disk.raw"), {
+        tmpDir: work,
+        ...co,
+      });
+      stages.push({ stage: "write", ms: Date.now() - t0 });
+      t0 = Date.now();
+      step(5, `convert to ${types.join(", ")}`);
+      for (const type of types) {
+        const t = IMAGE_TYPES[type];
+        const tmp = join(work, `out-${type}`);
+        if (t.format === "raw") await writeRaw(src2, tmp, co);
+        else if (t.format === "qcow2") await writeQcow2(src2, tmp, co);
+        else if (t.format === "vmdk") await writeVmdk(src2, tmp, co);
+        else await writeVhd(src2, tmp, co);
+        made.push({ type, tmp });
+      }
+      stages.push({ stage: "convert", ms: Date.now() - t0 });
+    }
+
+    // 5. bootc-image-builder's output layout, a manifest per type
+    const outputs: BuildResult["outputs"] = [];
+    for (const { type, tmp } of made) {
       const t = IMAGE_TYPES[type];
       const dir = join(output, t.dir);
       await fsp.mkdir(dir, { recursive: true });
       const dest = join(dir, t.file);
-      const tmp = join(work, `out-${type}`);
-      if (t.format === "raw") await writeRaw(src2, tmp, co);
-      else if (t.format === "qcow2") await writeQcow2(src2, tmp, co);
-      else if (t.format === "vmdk") await writeVmdk(src2, tmp, co);
-      else await writeVhd(src2, tmp, co);
       await fsp.rename(tmp, dest);
       const fileSize = (await fsp.stat(dest)).size;
       const manifest = join(output, `manifest-${type}.json`);
@@ -578,7 +615,6 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       await fsp.rename(`${manifest}.tmp`, manifest);
       outputs.push({ type, path: dest, format: t.format, fileSize, manifest });
     }
-    stages.push({ stage: "convert", ms: Date.now() - t0 });
     if (options.chown) {
       // like bootc-image-builder's chownR of the output directory, for what this build made
       const { uid, gid } = options.chown;

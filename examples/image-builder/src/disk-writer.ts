@@ -1,8 +1,9 @@
 /**
- * Writes the planned disk into a sparse raw staging file, like diskimage's `writeDisk`, plus the
- * bootloader's raw writes (GRUB's boot.img in the MBR, core.img in the BIOS boot partition),
- * which `writeDisk` has no option for. The sink's record of written extents then lets every
- * output format be converted without reading the holes.
+ * For builds of several output types: writes the planned disk into one sparse raw staging file
+ * (diskimage's `writeDisk`, used for a single type, converts to one format per call), plus the
+ * bootloader's raw writes (GRUB's boot.img in the MBR, core.img in the BIOS boot partition). The
+ * sink's record of written extents then lets every output format be converted without reading
+ * the holes.
  */
 
 import type { RawWrite } from "@imagemode/bootloader";
