@@ -306,6 +306,57 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
     run("ostree", [`--repo=${repoDir}`, "fsck"]);
   });
 
+  it("accepts commits whose metadata has the value types rpm-ostree writes (normal-form check)", async () => {
+    const d = join(tmp.path, "md");
+    sh(`mkdir -p ${d}/src/usr/bin ${d}/src/usr/etc; printf hi > ${d}/src/usr/bin/a`);
+    run("ostree", [`--repo=${d}/r`, "init", "--mode=archive"]);
+    const c = run("ostree", [
+      `--repo=${d}/r`,
+      "commit",
+      "-b",
+      "md",
+      `--tree=dir=${d}/src`,
+      '--add-metadata=rpmostree.rpmdb.pkglist=[("bash", uint64 0, "5.2.26", "1.fc40", "x86_64"), ("glibc", 0, "2.39", "22.fc40", "x86_64")]',
+      "--add-metadata=ostree.sizes=[[byte 0x01, 0x02], [byte 0x03]]",
+      '--add-metadata=rpmostree.rpmmd-repos=[{"id": <"fedora">, "timestamp": <uint64 1700000000>}]',
+      "--add-metadata=n.double=3.25",
+      "--add-metadata=n.i16=int16 -3",
+      '--add-metadata=n.maybe=just "x"',
+      '--add-metadata=n.nested=<<(uint32 1, "x", [true, false])>>',
+      '--add-metadata=n.dict={"a": (1, "b"), "c": (2, "d")}',
+      "--add-metadata=n.handle=handle 3",
+      '--add-metadata=n.objpath=objectpath "/a/b"',
+      "--add-metadata=n.empty=@as []",
+      "--add-metadata-string=version=40.1",
+      "--add-detached-metadata-string=sig=x",
+      "--timestamp=2023-11-14T22:13:20Z",
+    ]).trim();
+    const out = run("python3", [join(FIXTURES, "export-chunked.py"), `${d}/r`, c, `${d}/layers`]);
+    const head = (JSON.parse(out) as { layers: { file: string; diffId: string }[] }).layers[0] as {
+      file: string;
+      diffId: string;
+    };
+    const repo = await OstreeRepo.init(`${d}/ours`, { mode: "archive", fsync: false });
+    const r = await importObjectLayer(repo, createReadStream(head.file), {
+      kind: "commit",
+      compression: "none",
+      diffId: head.diffId as `sha256:${string}`,
+    });
+    expect(r.commit).toBe(c);
+    run("ostree", [`--repo=${d}/ours`, "fsck"]);
+    const show = (repoDir: string) =>
+      run("ostree", [
+        `--repo=${repoDir}`,
+        "show",
+        "--print-metadata-key=rpmostree.rpmdb.pkglist",
+        c,
+      ]);
+    expect(show(`${d}/ours`)).toBe(show(`${d}/r`));
+    expect(
+      run("ostree", [`--repo=${d}/ours`, "show", "--print-detached-metadata-key=sig", c]),
+    ).toMatch(/'x'/);
+  });
+
   it("reads the older v1 xattrs layout (`.file-xattrs` objects, `.file-xattrs-link` hard links)", async () => {
     const out = run("python3", [
       join(FIXTURES, "export-chunked.py"),
