@@ -26,7 +26,7 @@ import {
 import { join } from "node:path";
 import { OciLayout } from "@imagemode/oci-fetch";
 import { OstreeRepo } from "@imagemode/ostree-store";
-import { requireTool, type TempDir, tempDir } from "@imagemode/testkit";
+import { ostreeCli, requireTool, type TempDir, tempDir } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type BootedSpec,
@@ -274,6 +274,9 @@ describe("fault injection over a whole upgrade (import + stage + finalize)", () 
       // the crashed process is gone: a repository lock it held names a dead pid
       if (await markLockDead(work)) locks++;
       const def = await assertBootableDefault(work, why);
+      // the repository a crash left is consistent (sampled: fsck reads every object)
+      if (k % 10 === 0 || k === n - 1)
+        await ostreeCli.run(["fsck", "--quiet", `--repo=${join(work, "ostree/repo")}`]);
       if (def !== v1Name) swapped++;
       const retry = await wholeUpgrade(work, faultyFs(Number.POSITIVE_INFINITY).fs);
       outcomes.set(retry, (outcomes.get(retry) ?? 0) + 1);
