@@ -3,9 +3,11 @@
  * with skopeo), upgrade after the tag moved to v2 (1 layer needed), status in every format,
  * rollback twice, pin/unpin/undeploy, kargs, cleanup; `ostree admin status` reads every result.
  */
-import { execFileSync } from "node:child_process";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
+import { exitCodeFor } from "@imagemode/core";
 import {
   buildFixtureImage,
   ostreeCli,
@@ -157,6 +159,23 @@ describe("imagemode-bootc", () => {
     expect(check.stdout).toContain(`Update available for: ${latest}`);
     const st = JSON.parse((await bootc([...g(), "status", "--format", "json"])).stdout);
     expect(st.status.booted.cachedUpdate.version).toBe("2");
+    // another upgrade (a live process) holds the repository lock: a typed error at once
+    const holder = spawn("sleep", ["30"], { stdio: "ignore" });
+    const lock = join(root, "ostree/repo/tmp/imagemode.lock");
+    try {
+      await mkdir(lock, { recursive: true });
+      await writeFile(join(lock, "owner"), `${holder.pid} ${hostname()} 0123456789abcdef\n`);
+      await writeFile(join(lock, "pid"), String(holder.pid));
+      const busy = await bootc([...g(), "--json", "upgrade", "--tls-verify=false"]);
+      expect(busy.code).toBe(exitCodeFor("CONFLICT"));
+      expect(JSON.parse(busy.stderr).error).toMatchObject({
+        code: "CONFLICT",
+        data: { pid: holder.pid, lockPath: lock },
+      });
+    } finally {
+      holder.kill();
+      await rm(lock, { recursive: true, force: true });
+    }
     const up = await bootc([
       "--sysroot",
       root,
