@@ -221,6 +221,45 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
     const rev = (r: string) => run("ostree", [`--repo=${repoDir}`, "rev-parse", r]).trim();
     expect(rev(layerRef(plan.layers[0]?.descriptor.digest as string))).toBe(commit);
     expect(rev(imageRef(`oci:${layout}:derived`))).toBe(res.commit);
+    // a chunk layer's ref holds ostree-ext's synthetic object-set commit: the real CLI commits
+    // a directory of the chunk's objects, each named by its checksum, at timestamp 0, to the same
+    for (const i of [1, 2]) {
+      const chunkRef = layerRef(plan.layers[i]?.descriptor.digest as string);
+      const names = run("ostree", [`--repo=${repoDir}`, "ls", chunkRef, "/"])
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/\s+/).pop()?.replace(/^\//, "").split(" -> ")[0] as string);
+      expect(names.length).toBeGreaterThan(2);
+      const byChecksum = new Map<string, string>();
+      for (const line of run("ostree", [`--repo=${srcRepo}`, "ls", "-R", "-C", commit]).split(
+        "\n",
+      )) {
+        const f = line.split(/\s+/);
+        if (line.startsWith("-") || line.startsWith("l"))
+          byChecksum.set(f[4] as string, f[5] as string);
+      }
+      const objDir = join(tmp.path, `objset-${i}`);
+      sh(`mkdir -m 0755 ${objDir}`);
+      for (const c of names) {
+        const path = byChecksum.get(c);
+        expect(path, `object ${c} of chunk ${i}`).toBeDefined();
+        // a file subpath is checked out into a new directory: move the file out of it
+        const holder = join(tmp.path, `objset-${i}-${c}`);
+        run("ostree", [`--repo=${srcRepo}`, "checkout", `--subpath=${path}`, commit, holder]);
+        sh(`mv ${holder}/* ${join(objDir, c)} && rmdir ${holder}`);
+      }
+      const oracle = run("ostree", [
+        `--repo=${repoDir}`,
+        "commit",
+        "-b",
+        `oracle-objset-${i}`,
+        `--tree=dir=${objDir}`,
+        "--timestamp=@0",
+        "--no-bindings",
+      ]).trim();
+      expect(rev(chunkRef)).toBe(oracle);
+    }
     // the commit's detached metadata came along
     expect(
       run("ostree", [
