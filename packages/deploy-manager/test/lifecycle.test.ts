@@ -225,7 +225,7 @@ describe("crash safety", () => {
     // a stride over 0..N, plus the K right around the atomic switches (every K of a stage +
     // finalize, swaps included, is run by upgrade-crash.test.ts)
     const ks = new Set<number>();
-    const stride = Math.max(1, Math.ceil(total / 12));
+    const stride = Math.max(1, Math.ceil(total / 8));
     for (let k = 0; k < total; k += stride) ks.add(k);
     counter.log.forEach((op, i) => {
       if (/^rename .*\/(boot\/loader|ostree\/boot\.[01])\.tmp /.test(op))

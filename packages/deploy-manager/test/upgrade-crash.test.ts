@@ -11,6 +11,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmod,
+  copyFile,
+  lchown,
+  link,
   lstat,
   mkdir,
   mkdtemp,
@@ -53,6 +56,8 @@ let layoutDir: string;
 let layout: OciLayout;
 let image: ImageReference;
 let base: string;
+/** The pid of a process that has exited (what a crashed upgrade's lock names). */
+let deadPid: number;
 let v1Name: string;
 const digests: { v1?: string; v2?: string } = {};
 
@@ -206,6 +211,7 @@ async function assertUpgraded(root: string, why: string): Promise<void> {
 
 beforeAll(async () => {
   for (const t of ["umoci", "ostree", "cp", "touch"]) requireTool(t);
+  deadPid = spawnSync("true").pid as number;
   tmp = await tempDir("dm-upgrade-crash-");
   layoutDir = await buildTinyImage(tmp.path);
   layout = await OciLayout.open(layoutDir);
@@ -269,7 +275,7 @@ describe("fault injection over a whole upgrade (import + stage + finalize)", () 
     for (let k = 0; k < n; k++) {
       const why = `crash at operation ${k + 1} of ${n}`;
       const work = join(scratch, `k${k}`);
-      execFileSync("cp", ["-a", base, work]);
+      await copySysroot(base, work);
       await expect(wholeUpgrade(work, faultyFs(k).fs), why).rejects.toThrow(/injected crash/);
       // the crashed process is gone: a repository lock it held names a dead pid
       if (await markLockDead(work)) locks++;
@@ -301,7 +307,7 @@ async function markLockDead(root: string): Promise<boolean> {
   const dir = join(root, LOCK);
   const names = await readdir(dir).catch(() => null);
   if (!names) return false;
-  const dead = String(spawnSync("true").pid);
+  const dead = String(deadPid);
   const me = new RegExp(`\\b${process.pid}\\b`);
   for (const n of names) {
     const text = await readFile(join(dir, n), "utf8").catch(() => null);
@@ -311,4 +317,35 @@ async function markLockDead(root: string): Promise<boolean> {
   const then = new Date(Date.now() - 60_000);
   await utimes(dir, then, then);
   return true;
+}
+
+/**
+ * `cp -a` in process (no spawn per K): directories, symlinks, files with their modes and owners,
+ * and hard links kept as hard links (the deployments share inodes with the repository).
+ */
+async function copySysroot(src: string, dst: string): Promise<void> {
+  const seen = new Map<string, string>();
+  const asRoot = process.getuid?.() === 0;
+  const walkCopy = async (s: string, d: string): Promise<void> => {
+    const st = await lstat(s);
+    if (st.isDirectory()) {
+      await mkdir(d);
+      for (const n of await readdir(s)) await walkCopy(join(s, n), join(d, n));
+      await chmod(d, st.mode & 0o7777);
+    } else if (st.isSymbolicLink()) {
+      await symlink(await readlink(s), d);
+    } else if (st.isFile()) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 ? seen.get(key) : undefined;
+      if (first) {
+        await link(first, d);
+        return;
+      }
+      await copyFile(s, d);
+      await chmod(d, st.mode & 0o7777);
+      if (st.nlink > 1) seen.set(key, d);
+    } else return;
+    if (asRoot) await lchown(d, st.uid, st.gid);
+  };
+  await walkCopy(src, dst);
 }
