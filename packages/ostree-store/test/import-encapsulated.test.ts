@@ -80,6 +80,8 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
       ln -s tool $S/usr/bin/link
       ln -s /usr/bin/tool $S/usr/bin/abs-link
       head -c 300000 /dev/urandom > $S/usr/lib/libbig.so
+      head -c 2500000 /dev/urandom > $S/usr/lib/libhuge.so # > 1 MiB: streamed, not buffered
+      head -c 1500000 /dev/urandom > $S/usr/bin/big-in-commit-layer
       printf 'same' > $S/usr/lib/hard1; ln $S/usr/lib/hard1 $S/usr/lib/hard2
       : > $S/usr/share/empty
       printf 'owned' > $S/usr/share/owned; chown 1000:1000 $S/usr/share/owned
@@ -478,28 +480,27 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
     };
     const layer = (i: number) => (layerFiles[i] as { file: string }).file;
 
-    it("a content object whose bytes do not match its name → DIGEST_MISMATCH, nothing kept", async () => {
-      const dir = join(tmp.path, "bad-content");
-      const repo = await OstreeRepo.init(dir, { mode: "archive", fsync: false });
-      const err = await importObjectLayer(
-        repo,
-        createReadStream(mutate(layer(1), "corrupt-content")),
-        {
+    it.each(["corrupt-content", "corrupt-large"])(
+      "%s: a content object whose bytes do not match its name → DIGEST_MISMATCH, nothing kept",
+      async (how) => {
+        const dir = join(tmp.path, `bad-${how}`);
+        const repo = await OstreeRepo.init(dir, { mode: "archive", fsync: false });
+        const err = await importObjectLayer(repo, createReadStream(mutate(layer(1), how)), {
           kind: "objects",
           compression: "none",
-        },
-      ).catch((e: unknown) => e);
-      expect(isImageModeError(err, "DIGEST_MISMATCH")).toBe(true);
-      expect((err as Error).message).toMatch(/corrupted content object/);
-      // the object the damaged bytes hash to is removed again (other objects of the layer may
-      // have been written concurrently, each under its own verified name); no commit, no temp file
-      const { checksum, actual } = (err as { data: { checksum: string; actual: string } }).data;
-      expect(actual).not.toBe(checksum);
-      expect(await repo.hasObject(actual, "file")).toBe(false);
-      expect(await repo.hasObject(checksum, "file")).toBe(false);
-      expect(Number(sh(`find ${dir}/objects -name '*.commit' | wc -l`).trim())).toBe(0);
-      expect(Number(sh(`find ${dir}/tmp -type f | wc -l`).trim())).toBe(0);
-    });
+        }).catch((e: unknown) => e);
+        expect(isImageModeError(err, "DIGEST_MISMATCH")).toBe(true);
+        expect((err as Error).message).toMatch(/corrupted content object/);
+        // the object the damaged bytes hash to is removed again (other objects of the layer may
+        // have been written concurrently, each under its own verified name); no commit, no temp file
+        const { checksum, actual } = (err as { data: { checksum: string; actual: string } }).data;
+        expect(actual).not.toBe(checksum);
+        expect(await repo.hasObject(actual, "file")).toBe(false);
+        expect(await repo.hasObject(checksum, "file")).toBe(false);
+        expect(Number(sh(`find ${dir}/objects -name '*.commit' | wc -l`).trim())).toBe(0);
+        expect(Number(sh(`find ${dir}/tmp -type f | wc -l`).trim())).toBe(0);
+      },
+    );
 
     it("a corrupted dirtree → DIGEST_MISMATCH and no commit object", async () => {
       const dir = join(tmp.path, "bad-dirtree");
