@@ -59,6 +59,49 @@ describe("checkout", () => {
     expect(await snapshot(P("bu-sub-ours"))).toEqual(await snapshot(P("bu-sub-theirs")));
   });
 
+  it("every write path (worker threads, main thread, injected fs) gives ostree's checksums and checkouts", async () => {
+    const theirs: Record<string, string> = {};
+    for (const mode of ["archive", "bare", "bare-user"] as const) {
+      await ostree([`--repo=${P(`wp-${mode}`)}`, "init", `--mode=${mode}`]);
+      theirs[mode] = (
+        await ostree([
+          `--repo=${P(`wp-${mode}`)}`,
+          "commit",
+          "-b",
+          "main",
+          `--tree=dir=${P("src")}`,
+          "--timestamp=@1",
+          "--fsync=false",
+        ])
+      ).trim();
+      const variants: [string, Parameters<typeof OstreeRepo.init>[1]][] = [
+        ["workers", { mode, fsync: false, workers: 2 }],
+        ["main", { mode, fsync: false, workers: 0 }],
+        ["injected", { mode, fsync: false, fs: await import("node:fs/promises") }],
+      ];
+      for (const [name, opts] of variants) {
+        const repo = await OstreeRepo.init(P(`wp-${mode}-${name}`), opts);
+        const c = await repo.commit({ tree: { dir: P("src") }, branch: "main", timestamp: 1 });
+        expect(c.commit, `${mode} ${name}`).toBe(theirs[mode]);
+        await ostree([`--repo=${P(`wp-${mode}-${name}`)}`, "fsck"]);
+        if (mode === "bare-user") {
+          await repo.checkout("main", P(`wp-co-${name}`), { user: true, mode: "hardlink" });
+          await ostree([
+            `--repo=${P(`wp-${mode}-${name}`)}`,
+            "checkout",
+            "-U",
+            "-H",
+            "main",
+            P(`wp-co-${name}-theirs`),
+          ]);
+          expect(await snapshot(P(`wp-co-${name}`))).toEqual(
+            await snapshot(P(`wp-co-${name}-theirs`)),
+          );
+        }
+      }
+    }
+  });
+
   it("refuses impossible hard links and existing destinations with typed errors", async () => {
     const arch = await OstreeRepo.init(P("arch"), { mode: "archive", fsync: false });
     await arch.commit({ tree: { dir: P("src") }, branch: "main", timestamp: 1 });
