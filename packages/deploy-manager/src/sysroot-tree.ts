@@ -190,7 +190,9 @@ function relocate(e: TreeEntry, path: string): TreeEntry {
  * deployment ref `ostree/1/1/0`. Entries are in tree order (parents first, names in byte order),
  * produced as a stream: one walk of the commit (plus its `usr/etc` and `var` subtrees, copied to
  * `/etc` and the stateroot's `/var`) and one pass over the object directories, a few entries
- * held at a time.
+ * held at a time. Memory: no entry list; one small record per distinct non-empty file of the
+ * deployment (mode, owner, size, xattrs) is kept from the walk until its object is emitted, so
+ * those objects' headers are not read twice.
  */
 export async function* sysrootTree(
   plan: DeployPlan,
@@ -280,17 +282,20 @@ export async function* sysrootTree(
   out.sort((a, b) => compareTreePaths(a.path, b.path));
 
   const dep = `${sr}/deploy/${plan.name}`;
+  // what the deployment's walk learnt of each content object (the merge finishes the deployment
+  // before it starts the objects), so most objects need no second header read
+  const known: KnownObjects = new Map();
   yield* mergeSorted([
     { from: ".", entries: listIterator(out) },
     {
       from: dep,
-      entries: deploymentTree(repo, plan.checksum, dep, signal)[Symbol.asyncIterator](),
+      entries: deploymentTree(repo, plan.checksum, dep, known, signal)[Symbol.asyncIterator](),
     },
     {
       from: `${sr}/var`,
       entries: imageVar(repo, plan.checksum, sr, varSkeleton, signal)[Symbol.asyncIterator](),
     },
-    { from: `${r}/objects`, entries: objectTree(repo, r, signal)[Symbol.asyncIterator]() },
+    { from: `${r}/objects`, entries: objectTree(repo, r, known, signal)[Symbol.asyncIterator]() },
   ]);
 }
 
@@ -307,6 +312,7 @@ async function* deploymentTree(
   repo: OstreeRepo,
   commit: string,
   dep: string,
+  known: KnownObjects,
   signal: AbortSignal | undefined,
 ): FileTree {
   const so = signal ? { signal } : {};
@@ -326,18 +332,117 @@ async function* deploymentTree(
     for (let r = first; !r.done; r = await it.next())
       yield relocate(r.value, r.value.path === "." ? `${dep}/etc` : `${dep}/etc/${r.value.path}`);
   }
-  for await (const e of repo.readCommitTree(commit, so)) {
+  for await (const e of commitTree(repo, commit, signal)) {
     const slash = e.path.indexOf("/");
     const top = e.path === "." ? "" : slash < 0 ? e.path : e.path.slice(0, slash);
     if (top === "etc") continue; // replaced by the copy of usr/etc
     if (!etcDone && top !== "" && compareTreePaths(top, "etc") > 0) yield* etc();
     const entry: TreeEntry = { ...e, path: e.path === "." ? dep : `${dep}/${e.path}` };
     delete entry.mtime;
-    if (e.type !== "file" || (e.size ?? 0) === 0) delete entry.inode;
-    else entry.inode = `obj:${e.inode}`;
+    if (e.type !== "file" || (e.size ?? 0) === 0 || !e.inode) delete entry.inode;
+    else {
+      entry.inode = `obj:${e.inode}`;
+      if (!known.has(e.inode))
+        known.set(e.inode, {
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          size: e.size ?? 0,
+          ...(e.xattrs ? { xattrs: e.xattrs } : {}),
+        });
+    }
     yield entry;
   }
   if (!etcDone) yield* etc();
+}
+
+/** An entry being read (wrapped: an async generator would await a bare promise it yields). */
+interface Pending {
+  entry: Promise<TreeEntry>;
+}
+
+/** How many entries the commit walk reads ahead of its consumer (header reads in flight). */
+const COMMIT_READ_AHEAD = 64;
+
+/**
+ * The commit as ostree-store's `readCommitTree` gives it (root `.` first, then depth-first,
+ * names in byte order; non-empty files carry their content checksum as `inode`), with the
+ * headers of the next entries read while the consumer works on this one.
+ */
+async function* commitTree(
+  repo: OstreeRepo,
+  commit: string,
+  signal: AbortSignal | undefined,
+): FileTree {
+  const c = await repo.readCommit(commit);
+  async function* plan(): AsyncGenerator<Pending> {
+    yield { entry: repo.readDirMeta(c.rootMeta).then((m) => dirMetaEntry(".", m)) };
+    async function* walk(prefix: string, tree: string): AsyncGenerator<Pending> {
+      throwIfAborted(signal, "deploy.tree");
+      const t = await repo.readDirTree(tree);
+      const nodes = [
+        ...t.files.map((f) => ({ name: f.name, file: f.checksum })),
+        ...t.dirs.map((d) => ({ name: d.name, dir: d })),
+      ].sort((x, y) => compareNames(x.name, y.name));
+      for (const n of nodes) {
+        const path = prefix ? `${prefix}/${n.name}` : n.name;
+        if ("dir" in n && n.dir) {
+          yield { entry: repo.readDirMeta(n.dir.meta).then((m) => dirMetaEntry(path, m)) };
+          yield* walk(path, n.dir.tree);
+        } else if ("file" in n && n.file) {
+          const checksum = n.file;
+          yield {
+            entry: repo.loadFile(checksum).then((f) => {
+              const link = (f.header.mode & S_IFMT) === S_IFLNK;
+              const e: TreeEntry = {
+                path,
+                type: link ? "symlink" : "file",
+                mode: f.header.mode & 0o7777,
+                uid: f.header.uid,
+                gid: f.header.gid,
+              };
+              if (f.header.xattrs && f.header.xattrs.size > 0) e.xattrs = f.header.xattrs;
+              if (link) e.linkTarget = f.header.symlinkTarget ?? "";
+              else {
+                e.size = f.size;
+                if (f.size > 0) e.inode = checksum;
+                e.content = () => f.open();
+              }
+              return e;
+            }),
+          };
+        }
+      }
+    }
+    yield* walk("", c.rootTree);
+  }
+  const it = plan();
+  const pending: Promise<TreeEntry>[] = [];
+  let done = false;
+  for (;;) {
+    while (!done && pending.length < COMMIT_READ_AHEAD) {
+      const r = await it.next();
+      if (r.done) done = true;
+      else {
+        r.value.entry.catch(() => {}); // awaited in order below
+        pending.push(r.value.entry);
+      }
+    }
+    const p = pending.shift();
+    if (!p) return;
+    yield await p;
+  }
+}
+
+function dirMetaEntry(
+  path: string,
+  m: { mode: number; uid: number; gid: number; xattrs?: ReadonlyMap<string, Uint8Array> },
+): TreeEntry {
+  if ((m.mode & S_IFMT) !== 0o040000)
+    throw invalidArgument(`dirmeta of ${path} is not a directory mode`, { op: "deploy.tree" });
+  const e: TreeEntry = { path, type: "dir", mode: m.mode & 0o7777, uid: m.uid, gid: m.gid };
+  if (m.xattrs && m.xattrs.size > 0) e.xattrs = m.xattrs;
+  return e;
 }
 
 /** The image's `/var` seeding the stateroot's, around the skeleton the sysroot already has. */
@@ -377,7 +482,12 @@ const OBJECT_READ_AHEAD = 32;
  * content objects carry their header's owner, mode and xattrs and share the deployment's
  * `inode` keys; metadata objects are copied.
  */
-async function* objectTree(repo: OstreeRepo, r: string, signal: AbortSignal | undefined): FileTree {
+async function* objectTree(
+  repo: OstreeRepo,
+  r: string,
+  known: KnownObjects,
+  signal: AbortSignal | undefined,
+): FileTree {
   const objects = join(repo.path, "objects");
   let dirs: string[];
   try {
@@ -405,7 +515,7 @@ async function* objectTree(repo: OstreeRepo, r: string, signal: AbortSignal | un
     let next = 0;
     const fill = () => {
       while (next < items.length && pending.length < OBJECT_READ_AHEAD)
-        pending.push(objectEntry(repo, items[next++] as (typeof items)[number]));
+        pending.push(objectEntry(repo, items[next++] as (typeof items)[number], known));
     };
     fill();
     while (pending.length > 0) {
@@ -418,10 +528,37 @@ async function* objectTree(repo: OstreeRepo, r: string, signal: AbortSignal | un
 
 const OBJECT_TYPES = new Set(["file", "filez", "dirtree", "dirmeta", "commit", "commitmeta"]);
 
+/**
+ * Header facts of the non-empty regular files the deployment hard-links (checksum → metadata):
+ * one small record per distinct file, dropped as its object is emitted. Symlinks, empty files
+ * and objects only layer commits reach are read from the repository.
+ */
+type KnownObjects = Map<
+  string,
+  { mode: number; uid: number; gid: number; size: number; xattrs?: ReadonlyMap<string, Uint8Array> }
+>;
+
 async function objectEntry(
   repo: OstreeRepo,
   o: { checksum: string; type: string; path: string },
+  known: KnownObjects,
 ): Promise<TreeEntry> {
+  const k = o.type === "file" ? known.get(o.checksum) : undefined;
+  if (k) {
+    known.delete(o.checksum);
+    const e: TreeEntry = {
+      path: o.path,
+      type: "file",
+      mode: k.mode,
+      uid: k.uid,
+      gid: k.gid,
+      size: k.size,
+      inode: `obj:${o.checksum}`,
+      content: async () => (await repo.loadFile(o.checksum)).open(),
+    };
+    if (k.xattrs && k.xattrs.size > 0) e.xattrs = k.xattrs;
+    return e;
+  }
   if (o.type !== "file") {
     const type = o.type as "dirtree" | "dirmeta" | "commit" | "commitmeta";
     return textFile(o.path, await repo.readMetadata(type, o.checksum));
