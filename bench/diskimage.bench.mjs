@@ -18,6 +18,24 @@ const args = process.argv.slice(2);
 const self = fileURLToPath(import.meta.url);
 const SEED = "bench";
 
+if (args[0] === "--convert") {
+  // our converter alone on a finished raw disk (the extents writeDisk reported), like qemu-img
+  const [, raw, out, durable] = args;
+  const { writeQcow2 } = await import("@imagemode/diskimage");
+  const { readFileSync } = await import("node:fs");
+  const src = {
+    path: raw,
+    size: statSync(raw).size,
+    extents: JSON.parse(readFileSync(`${raw}.extents.json`, "utf8")),
+  };
+  const t0 = performance.now();
+  await writeQcow2(src, out, { durable: durable === "1" });
+  process.stdout.write(
+    `${JSON.stringify({ ms: performance.now() - t0, maxRssKiB: process.resourceUsage().maxRSS })}\n`,
+  );
+  process.exit(0);
+}
+
 if (args[0] === "--child") {
   // one build with our code, in its own process so its peak RSS is its own
   const [, mode, work, out] = args;
@@ -47,6 +65,7 @@ if (args[0] === "--child") {
       },
     },
   );
+  if (mode === "raw") writeFileSync(`${out}.extents.json`, JSON.stringify(r.extents));
   const extra = { dataBytes: r.dataBytes, fileSize: r.fileSize, qMs };
   const ms = performance.now() - t0;
   process.stdout.write(
@@ -197,6 +216,11 @@ const r = {
   qTotal: [],
   qTheirsSync: [],
   qSyncOnly: [],
+  cOurs: [],
+  cTheirs: [],
+  cOursSync: [],
+  cTheirsSync: [],
+  cOursRss: 0,
 };
 for (let i = 0; i < RUNS; i++) {
   const a = join(work, "ours.raw");
@@ -240,6 +264,32 @@ for (let i = 0; i < RUNS; i++) {
     });
     if (c.status !== 0) throw new Error(`qemu-img compare: ${c.stdout}${c.stderr}`);
   }
+  // the converters alone on the same finished raw disk, in alternating order: ours fsyncs
+  // (durable) or not, qemu-img's output is synced with `sync -d` or not
+  for (const durable of [false, true]) {
+    const pair = [
+      () => {
+        rmSync(qa, { force: true });
+        const c = JSON.parse(
+          sh(process.execPath, [self, "--convert", a, qa, durable ? "1" : "0"]).stdout,
+        );
+        r[durable ? "cOursSync" : "cOurs"].push(c.ms);
+        r.cOursRss = Math.max(r.cOursRss, c.maxRssKiB);
+      },
+      () => {
+        rmSync(qb, { force: true });
+        const t = performance.now();
+        sh("qemu-img", ["convert", "-O", "qcow2", a, qb]);
+        if (durable) sh("sync", ["-d", qb]);
+        r[durable ? "cTheirsSync" : "cTheirs"].push(performance.now() - t);
+      },
+    ];
+    if (i % 2 === 1) pair.reverse();
+    for (const f of pair) f();
+  }
+  rmSync(qa, { force: true });
+  rmSync(qb, { force: true });
+  rmSync(`${a}.extents.json`, { force: true });
   rmSync(a, { force: true });
   console.error(
     `run ${i + 1}: disk ours ${(o.ms / 1000).toFixed(2)} s, peer ${(t.ms / 1000).toFixed(2)} s; qcow2 ours ${(q.qMs / 1000).toFixed(2)} s, peer ${(r.qTheirs.at(-1) / 1000).toFixed(2)} s`,
@@ -256,8 +306,9 @@ Machine: ${sh("nproc", []).stdout.trim()} cores, Node ${process.version}.
 | task | ours | peer | ratio (ours/peer) | peak RSS ours | peak RSS peer |
 |---|---|---|---|---|---|
 | raw disk build | ${s(median(r.ours))} | ${s(median(r.theirs))} (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d ×2 + dd ×3) | ${(median(r.ours) / median(r.theirs)).toFixed(2)} | ${mb(r.oursRss)} | ${mb(r.theirsRss)} (largest step) |
-| raw → qcow2 | ${s(median(r.qOurs))} (${(r.qOursSize / MiB).toFixed(0)} MiB; whole build to qcow2 ${s(median(r.qTotal))}) | ${s(median(r.qTheirs))} qemu-img convert (${(r.qTheirsSize / MiB).toFixed(0)} MiB) | ${(median(r.qOurs) / median(r.qTheirs)).toFixed(2)} | ${mb(r.qOursRss)} | ${mb(r.qTheirsRss)} |
-| raw → qcow2, durable (both fsync the output) | ${s(median(r.qOurs))} | ${s(median(r.qTheirsSync))} qemu-img convert + \`sync -d\` (fsync alone ${s(median(r.qSyncOnly))}) | ${(median(r.qOurs) / median(r.qTheirsSync)).toFixed(2)} | | |
+| raw → qcow2, converters alone on the same raw disk (alternating order), no fsync | ${s(median(r.cOurs))} \`writeQcow2(…, { durable: false })\` | ${s(median(r.cTheirs))} qemu-img convert | ${(median(r.cOurs) / median(r.cTheirs)).toFixed(2)} | ${mb(r.cOursRss)} (process) | ${mb(r.qTheirsRss)} |
+| raw → qcow2, converters alone, durable | ${s(median(r.cOursSync))} \`writeQcow2\` (fsync) | ${s(median(r.cTheirsSync))} qemu-img convert + \`sync -d\` | ${(median(r.cOursSync) / median(r.cTheirsSync)).toFixed(2)} | | |
+| qcow2 stage inside \`writeDisk(…, { format: "qcow2" })\` (right after the filesystems, fsync) | ${s(median(r.qOurs))} (${(r.qOursSize / MiB).toFixed(0)} MiB; whole build to qcow2 ${s(median(r.qTotal))}) | ${s(median(r.qTheirs))} qemu-img convert of the finished raw disk (${(r.qTheirsSize / MiB).toFixed(0)} MiB); + \`sync -d\` ${s(median(r.qTheirsSync))} | ${(median(r.qOurs) / median(r.qTheirs)).toFixed(2)} / ${(median(r.qOurs) / median(r.qTheirsSync)).toFixed(2)} | ${mb(r.qOursRss)} (whole build) | |
 
-Runs (s): disk ours ${r.ours.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.theirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; qcow2 ours ${r.qOurs.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.qTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")}.
+Runs (s): disk ours ${r.ours.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.theirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; qcow2 stage ours ${r.qOurs.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.qTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; converters alone ours ${r.cOurs.map((x) => (x / 1000).toFixed(2)).join(", ")} / durable ${r.cOursSync.map((x) => (x / 1000).toFixed(2)).join(", ")}; qemu-img ${r.cTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")} / + sync ${r.cTheirsSync.map((x) => (x / 1000).toFixed(2)).join(", ")}.
 `);

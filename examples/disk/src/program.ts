@@ -260,7 +260,8 @@ export function buildProgram(io: Io, result: { code: number }): Command {
           onProgress: r.listener,
         });
         r.stop();
-        if (o.json) io.stdout.write(`${JSON.stringify({ ...res, layout }, null, 2)}\n`);
+        const { extents: _extents, ...summary } = res;
+        if (o.json) io.stdout.write(`${JSON.stringify({ ...summary, layout }, null, 2)}\n`);
         else
           io.stdout.write(
             `${formatLayout(layout)}\n\nwrote ${res.output}: ${res.format}, ${formatSize(res.fileSize)} file, ${formatSize(res.dataBytes)} of data on a ${formatSize(res.size)} disk\n`,

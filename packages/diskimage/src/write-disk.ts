@@ -10,7 +10,7 @@ import {
   toImageModeError,
   treeFromEntries,
 } from "@imagemode/core";
-import { type BlockSink, FileBlockSink, offsetSink } from "./block-sink.js";
+import { type BlockSink, type Extent, FileBlockSink, offsetSink } from "./block-sink.js";
 import { writeExt4 } from "./ext4/writer.js";
 import type { DiskLayout, PlannedPartition } from "./layout.js";
 import { writeQcow2 } from "./outputs/qcow2.js";
@@ -93,6 +93,12 @@ export interface WriteDiskResult {
   dataBytes: number;
   /** Size of the output file. */
   fileSize: number;
+  /**
+   * The disk's byte ranges that hold data (sorted, merged); everything else reads as zeros. With
+   * a raw output, a later conversion (`writeQcow2`, `writeVmdk`, `writeVhd`) can take them as its
+   * `RawSource.extents` and skip the holes without reading them.
+   */
+  extents: Extent[];
   partitions: { name: string; fs: string; offset: number; size: number }[];
 }
 
@@ -275,7 +281,9 @@ export async function writeDisk(
       });
       await writeRawWrites(rawPlan, sink, signal);
     }
-    await sink.sync();
+    // the staging file is the output only for raw; converted formats fsync their own file, and
+    // the staging file is removed unread by anyone else (flushing it would write it to disk twice)
+    if (format === "raw") await sink.sync();
     await sink.close();
     const src: RawSource = { path: staging, size: layout.size, extents: sink.written.extents() };
     const dataBytes = sink.written.bytes;
@@ -309,6 +317,7 @@ export async function writeDisk(
       size: layout.size,
       dataBytes,
       fileSize,
+      extents: src.extents as Extent[],
       partitions: work.map(([name, c]) => ({
         name,
         fs: c.fs,

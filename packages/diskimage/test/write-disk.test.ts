@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ProgressEvent, readHostDirectory } from "@imagemode/core";
 import { describe, expect, it } from "vitest";
 import { planLayout } from "../src/layout.js";
+import { writeQcow2 } from "../src/outputs/qcow2.js";
 import { readPartitionTable } from "../src/partition-table.js";
 import { writeDisk } from "../src/write-disk.js";
 import { run, sbinEnv, withTemp } from "./helpers/tools.js";
@@ -207,12 +208,20 @@ describe("writeDisk", () => {
       const out = join(dir, "d.raw");
       await mkdir(join(dir, "src"));
       await writeFile(join(dir, "src", "src.txt"), "x");
-      await writeDisk(
+      const written = await writeDisk(
         layout,
         { esp: { fs: "vfat", tree: readHostDirectory(join(dir, "src")) } },
         { output: out },
       );
       expect((await stat(out)).size).toBe(64 * MiB);
+      // the reported data extents are enough to convert the raw disk later
+      expect(written.extents.reduce((n, e) => n + e.length, 0)).toBe(written.dataBytes);
+      const q = join(dir, "later.qcow2");
+      await writeQcow2({ path: out, size: written.size, extents: written.extents }, q);
+      expect(
+        (await run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", out, q])).stdout,
+      ).toMatch(/Images are identical/);
+      await rm(q);
       expect((await stat(out)).blocks * 512).toBeLessThan(4 * MiB);
       await expect(
         writeDisk(
