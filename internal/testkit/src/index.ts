@@ -25,5 +25,6 @@ export {
   bootKernel,
 } from "./qemu.js";
 export { type Registry, type RegistryOptions, skopeoFlags, startRegistry } from "./registry.js";
+export { type SelinuxPolicy, selinuxPolicy } from "./selinux-policy.js";
 export { type TempDir, tempDir } from "./temp-dir.js";
 export { findTool, requireTool } from "./tools.js";

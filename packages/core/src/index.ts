@@ -94,6 +94,31 @@ export {
   throttleProgress,
 } from "./progress.js";
 export {
+  parseSelinuxConfig,
+  type SelinuxConfig,
+  type SelinuxPolicyFiles,
+  selinuxPolicyFiles,
+} from "./selinux-config.js";
+export {
+  compileFileContexts,
+  type FileContextSpec,
+  FileContexts,
+  type FileContextsSources,
+  fileContextTypeField,
+  type PathSubstitution,
+  parseFileContexts,
+  parseFileContextsSubs,
+  serializeFileContexts,
+} from "./selinux-contexts.js";
+export {
+  type LabelFileTreeOptions,
+  labelFileTree,
+  SELINUX_XATTR,
+  selinuxContextOf,
+  selinuxXattrValue,
+} from "./selinux-label.js";
+export { pathToBinaryString, translateSpecRegex } from "./selinux-regex.js";
+export {
   type ByteStream,
   bytesStream,
   concatBytes,

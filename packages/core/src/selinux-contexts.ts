@@ -1,0 +1,366 @@
+import { invalidArgument, parseError } from "./errors.js";
+import type { TreeEntryType } from "./file-tree.js";
+import { pathToBinaryString, translateSpecRegex } from "./selinux-regex.js";
+
+/**
+ * One line of a `file_contexts` file (see file_contexts(5)): a path regex, an optional file
+ * type, and a context (`null` for `<<none>>`, which means "do not label").
+ */
+export interface FileContextSpec {
+  /** The path regex as written (libselinux anchors it as `^` + regex + `$`). */
+  regex: string;
+  /** The file-type field (`--` file, `-d`, `-l`, `-b`, `-c`, `-p`, `-s`); `null` matches every type. */
+  type: TreeEntryType | null;
+  /** The security context, or `null` for `<<none>>`. */
+  context: string | null;
+  /** Where the line came from (a file name) and its 1-based line number, for diagnostics. */
+  source: string;
+  line: number;
+}
+
+/** A path alias of `file_contexts.subs_dist` / `file_contexts.subs`: `alias` is looked up as `target`. */
+export interface PathSubstitution {
+  alias: string;
+  target: string;
+}
+
+const TYPE_FIELD: Record<string, TreeEntryType> = {
+  "--": "file",
+  "-d": "dir",
+  "-l": "symlink",
+  "-b": "blockdev",
+  "-c": "chardev",
+  "-p": "fifo",
+  "-s": "socket",
+};
+
+/** The file_contexts type field for a tree entry type (`--`, `-d`, …). */
+export function fileContextTypeField(type: TreeEntryType): string {
+  for (const [field, t] of Object.entries(TYPE_FIELD)) if (t === type) return field;
+  throw invalidArgument(`unknown file type ${type}`);
+}
+
+// C isspace() in the "C" locale.
+const SPACE = /[ \t\n\v\f\r]+/;
+
+/**
+ * Parses `file_contexts` text the way libselinux reads it: lines split on `\n`; a line whose
+ * first non-space character is `#` and an empty line are skipped; the first three
+ * whitespace-separated fields are `regex [type] context` (more fields are ignored, as
+ * libselinux ignores them). A line with one field, an unknown type field or a non-ASCII
+ * field is a `PARSE` error naming the source and line. Regexes are checked by
+ * {@link compileFileContexts}, not here.
+ */
+export function parseFileContexts(text: string, source = "file_contexts"): FileContextSpec[] {
+  const specs: FileContextSpec[] = [];
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  for (let k = 0; k < lines.length; k++) {
+    const raw = lines[k] as string;
+    const body = raw.replace(/^[ \t\n\v\f\r]+/, "");
+    if (body === "" || body.startsWith("#")) continue;
+    const fields = body.split(SPACE).filter((f) => f !== "");
+    if (fields.length === 0) continue;
+    const used = fields.slice(0, 3);
+    const where = { op: "core.parseFileContexts", data: { source, line: k + 1 } };
+    for (const f of used) {
+      if (!/^[\x00-\x7f]*$/.test(f))
+        throw parseError(`${source}: line ${k + 1}: non-ASCII characters found`, where);
+    }
+    if (used.length < 2) throw parseError(`${source}: line ${k + 1} is missing fields`, where);
+    let typeField: string | undefined;
+    let context: string;
+    if (used.length === 2) context = used[1] as string;
+    else {
+      typeField = used[1] as string;
+      context = used[2] as string;
+    }
+    let type: TreeEntryType | null = null;
+    if (typeField !== undefined) {
+      const t = TYPE_FIELD[typeField];
+      if (t === undefined)
+        throw parseError(`${source}: line ${k + 1} has invalid file type ${typeField}`, where);
+      type = t;
+    }
+    specs.push({
+      regex: used[0] as string,
+      type,
+      context: context === "<<none>>" ? null : context,
+      source,
+      line: k + 1,
+    });
+  }
+  return specs;
+}
+
+/** Writes specs back as `file_contexts` text (one `regex [type] context` line each). */
+export function serializeFileContexts(specs: readonly FileContextSpec[]): string {
+  let out = "";
+  for (const s of specs) {
+    const ctx = s.context ?? "<<none>>";
+    out +=
+      s.type === null
+        ? `${s.regex}\t${ctx}\n`
+        : `${s.regex}\t${fileContextTypeField(s.type)}\t${ctx}\n`;
+  }
+  return out;
+}
+
+/**
+ * Parses `file_contexts.subs_dist` / `file_contexts.subs`: per line, `alias target` (the
+ * first two whitespace-separated fields); lines starting with `#` (after spaces) and lines
+ * with fewer than two fields are skipped, as libselinux skips them. Returned in file order.
+ */
+export function parseFileContextsSubs(text: string): PathSubstitution[] {
+  const subs: PathSubstitution[] = [];
+  for (const raw of text.split("\n")) {
+    const body = raw.replace(/^[ \t\n\v\f\r]+/, "");
+    if (body.startsWith("#")) continue;
+    const [alias, target] = body.split(SPACE);
+    if (!alias || !target) continue;
+    subs.push({ alias, target });
+  }
+  return subs;
+}
+
+/** The texts of one policy's file-context configuration (any of them may be absent). */
+export interface FileContextsSources {
+  /** `contexts/files/file_contexts`. */
+  fileContexts: string;
+  /** `file_contexts.homedirs` (generated by genhomedircon), read after the main file. */
+  homedirs?: string;
+  /** `file_contexts.local` (semanage fcontext additions), read last. */
+  local?: string;
+  /** `file_contexts.subs_dist`: the distribution's path aliases. */
+  subsDist?: string;
+  /** `file_contexts.subs`: the administrator's path aliases (applied first). */
+  subs?: string;
+}
+
+interface CompiledSpec {
+  spec: FileContextSpec;
+  re: RegExp;
+  /** Index into the stem table, or -1 (libselinux's stem_id). */
+  stem: number;
+  /** A literal prefix every matching path has (binary string); "" when unknown. */
+  prefix: string;
+}
+
+/** libselinux's "stem" of a spec: its first path component when no meta char precedes it. */
+function specStem(regex: string): string {
+  const slash = regex.indexOf("/", 1);
+  if (slash < 0) return "";
+  for (let k = 0; k < slash; k++) if (".^$?*+|[({".includes(regex[k] as string)) return "";
+  return regex.slice(0, slash);
+}
+
+/** Does the regex contain a meta char (libselinux's hasMetaChars: a backslash skips one char)? */
+function hasMetaChars(regex: string): boolean {
+  for (let k = 0; k < regex.length; k++) {
+    const c = regex[k] as string;
+    if (".^$?*+|[({".includes(c)) return true;
+    if (c === "\\") k++;
+  }
+  return false;
+}
+
+/**
+ * A literal prefix every match must start with — a pure speed filter, never part of the
+ * semantics: decoded literal chars up to the first meta char, minus the last one when a
+ * quantifier could make it optional; "" when the regex has a `|` anywhere.
+ */
+function literalPrefix(regex: string): string {
+  if (regex.includes("|")) return "";
+  let out = "";
+  for (let k = 0; k < regex.length; k++) {
+    const c = regex[k] as string;
+    if (".^$[(".includes(c)) return out;
+    if ("?*{+".includes(c)) return out.slice(0, -1);
+    if (c === "\\") {
+      const e = regex[k + 1];
+      if (e === undefined || /[A-Za-z0-9]/.test(e)) return out;
+      out += e;
+      k++;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+interface PrefixNode {
+  children: Map<string, PrefixNode>;
+  /** Indices (in lookup order) of the specs whose literal prefix ends here. */
+  specs: number[];
+}
+
+function stemOfPath(path: string): string {
+  const slash = path.indexOf("/", 1);
+  return slash < 0 ? "" : path.slice(0, slash);
+}
+
+function substitute(subs: readonly PathSubstitution[], path: string): string | null {
+  // libselinux keeps the list in reverse file order: the last matching line wins.
+  for (let k = subs.length - 1; k >= 0; k--) {
+    const { alias, target } = subs[k] as PathSubstitution;
+    if (!path.startsWith(alias)) continue;
+    const next = path[alias.length];
+    if (next !== undefined && next !== "/") continue;
+    const cut = next === "/" && target === "/" ? alias.length + 1 : alias.length;
+    return target + path.slice(cut);
+  }
+  return null;
+}
+
+/**
+ * A compiled file-context database with libselinux's lookup semantics
+ * (`selabel_lookup(3)` on the file backend, libselinux 3.4):
+ * - specs are ordered main file, then `.homedirs`, then `.local`; then every spec without
+ *   regex meta characters (an exact path) is moved behind all regex specs, both groups
+ *   keeping their order; the LAST spec (in that order) that matches wins — so an exact path
+ *   beats any regex, and among regexes a later line beats an earlier one;
+ * - a spec with a type matches only that type; a lookup without a type matches every spec;
+ * - the path is normalized first (runs of `/` collapsed, one trailing `/` dropped), then
+ *   aliased by `.subs` and then `.subs_dist` (longest-lived libselinux order);
+ * - a spec whose first path component is literal (its "stem", e.g. `/usr`) is only tried on
+ *   paths with the same first component;
+ * - a winning `<<none>>` spec gives `null`, like no match at all.
+ *
+ * Regexes are compiled once, at construction; lookups prefilter on literal prefixes, so a
+ * lookup does not run every regex.
+ */
+export class FileContexts {
+  readonly #specs: CompiledSpec[];
+  readonly #subs: PathSubstitution[];
+  readonly #subsDist: PathSubstitution[];
+  readonly #stems = new Map<string, number>();
+  /** A trie of the specs' literal prefixes: a lookup visits only specs whose prefix the path has. */
+  readonly #trie: PrefixNode = { children: new Map(), specs: [] };
+
+  /** Compiles parsed specs; prefer {@link compileFileContexts}. */
+  constructor(
+    specs: readonly FileContextSpec[],
+    subs: readonly PathSubstitution[] = [],
+    subsDist: readonly PathSubstitution[] = [],
+  ) {
+    const compiled: CompiledSpec[] = [];
+    for (const spec of specs) {
+      let re: RegExp;
+      try {
+        re = translateSpecRegex(spec.regex);
+      } catch (e) {
+        throw parseError(`${spec.source}: line ${spec.line}: ${(e as Error).message}`, {
+          op: "core.compileFileContexts",
+          data: { source: spec.source, line: spec.line, regex: spec.regex },
+          cause: e,
+        });
+      }
+      const stemText = specStem(spec.regex);
+      let stem = -1;
+      if (stemText !== "") {
+        stem = this.#stems.get(stemText) ?? this.#stems.size;
+        this.#stems.set(stemText, stem);
+      }
+      compiled.push({ spec, re, stem, prefix: pathToBinaryString(literalPrefix(spec.regex)) });
+    }
+    const regexes = compiled.filter((c) => hasMetaChars(c.spec.regex));
+    const exact = compiled.filter((c) => !hasMetaChars(c.spec.regex));
+    this.#specs = [...regexes, ...exact];
+    this.#subs = [...subs];
+    this.#subsDist = [...subsDist];
+    this.#specs.forEach((c, index) => {
+      let node = this.#trie;
+      for (const ch of c.prefix) {
+        let next = node.children.get(ch);
+        if (next === undefined) {
+          next = { children: new Map(), specs: [] };
+          node.children.set(ch, next);
+        }
+        node = next;
+      }
+      node.specs.push(index);
+    });
+  }
+
+  /** Number of specs. */
+  get size(): number {
+    return this.#specs.length;
+  }
+
+  /**
+   * The path as libselinux looks it up: `//` runs collapsed, a trailing `/` dropped, then the
+   * `.subs` and `.subs_dist` aliases applied. An empty path is an `INVALID_ARGUMENT` error.
+   */
+  normalize(path: string): string {
+    let key = path.includes("//") ? path.replace(/\/{2,}/g, "/") : path;
+    if (key === "")
+      throw invalidArgument("empty path", { op: "core.FileContexts.lookup", data: { path } });
+    if (key.length > 1 && key.endsWith("/")) key = key.slice(0, -1);
+    const local = substitute(this.#subs, key);
+    if (local !== null) return substitute(this.#subsDist, local) ?? local;
+    return substitute(this.#subsDist, key) ?? key;
+  }
+
+  /**
+   * The spec that decides `path` (an absolute runtime path such as `/etc/passwd`) of the
+   * given type (omitted: any type, like `selabel_lookup` with mode 0), or `null` when none
+   * matches. A `<<none>>` spec is returned as such (its `context` is `null`).
+   */
+  match(path: string, type?: TreeEntryType): FileContextSpec | null {
+    const key = this.normalize(path);
+    const subject = pathToBinaryString(key);
+    const stemText = stemOfPath(key);
+    const stem = stemText === "" ? -1 : (this.#stems.get(stemText) ?? -1);
+    // Candidates: the specs whose literal prefix `subject` starts with, tried last first.
+    let candidates: number[] = [];
+    let node: PrefixNode | undefined = this.#trie;
+    for (let k = 0; node !== undefined; k++) {
+      if (node.specs.length > 0) candidates = candidates.concat(node.specs);
+      if (k >= subject.length) break;
+      node = node.children.get(subject[k] as string);
+    }
+    candidates.sort((a, b) => b - a);
+    for (const index of candidates) {
+      const c = this.#specs[index] as CompiledSpec;
+      if (c.stem !== -1 && c.stem !== stem) continue;
+      if (type !== undefined && c.spec.type !== null && c.spec.type !== type) continue;
+      if (c.re.test(subject)) return c.spec;
+    }
+    return null;
+  }
+
+  /**
+   * The context for `path` of the given type: what `matchpathcon -m <type>` prints, or
+   * `null` where it prints `<<none>>` (no spec, or a `<<none>>` spec, decides).
+   */
+  lookup(path: string, type?: TreeEntryType): string | null {
+    return this.match(path, type)?.context ?? null;
+  }
+}
+
+/**
+ * Parses and compiles a policy's file-context configuration. A regex that cannot be
+ * translated faithfully to JavaScript (see {@link translateSpecRegex}) is a `PARSE` error
+ * naming the file and line — as `setfiles`/a validating `selabel_open` reject bad regexes.
+ *
+ * @example
+ * ```ts
+ * const fc = compileFileContexts({
+ *   fileContexts: "/.*\tsystem_u:object_r:default_t:s0\n/etc(/.*)?\tsystem_u:object_r:etc_t:s0\n",
+ *   subsDist: "/var/home /home\n",
+ * });
+ * fc.lookup("/etc/passwd", "file"); // "system_u:object_r:etc_t:s0"
+ * ```
+ */
+export function compileFileContexts(sources: FileContextsSources): FileContexts {
+  const specs = parseFileContexts(sources.fileContexts, "file_contexts");
+  if (sources.homedirs !== undefined)
+    specs.push(...parseFileContexts(sources.homedirs, "file_contexts.homedirs"));
+  if (sources.local !== undefined)
+    specs.push(...parseFileContexts(sources.local, "file_contexts.local"));
+  return new FileContexts(
+    specs,
+    sources.subs === undefined ? [] : parseFileContextsSubs(sources.subs),
+    sources.subsDist === undefined ? [] : parseFileContextsSubs(sources.subsDist),
+  );
+}
