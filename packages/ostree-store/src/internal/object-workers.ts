@@ -4,10 +4,11 @@
  * worker makes the object's system calls synchronously (open, write, fsetxattr, fchmod,
  * futimes, close, rename: see direct-io.ts for why). The main thread keeps the tree; it sends
  * the payload and the pre-encoded headers and gets the checksum back.
+ * A worker keeps the process alive only while it has jobs.
  *
  * The worker source is plain JavaScript run with `eval` (no file next to the bundle to find,
- * the same in the built package and in tests). Workers start on the first job, do not keep the
- * process alive, and stop after a second without work.
+ * the same in the built package and in tests). Workers start on the first job and stop after a
+ * second without work.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -239,7 +240,8 @@ export class ObjectWorkers {
     // least outstanding work first
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.outstanding < slot.outstanding) slot = s;
-    slot.outstanding++;
+    // a worker with work keeps the process alive (the caller awaits its answer); an idle one not
+    if (slot.outstanding++ === 0) slot.worker.ref();
     slot.queue.push({ ...job, id });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -271,6 +273,7 @@ export class ObjectWorkers {
             p.reject(e);
           } else p.resolve(r.result!);
         }
+        if (slot.outstanding === 0) slot.worker.unref();
         if (this.pending.size === 0) this.scheduleIdleStop();
       });
       worker.on("error", (e) => this.failAll(e));
