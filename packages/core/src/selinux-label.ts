@@ -34,13 +34,22 @@ export interface LabelFileTreeOptions {
   pathPrefix?: string;
   /**
    * Label `usr/etc/…` (relative to the tree root) as `/etc/…`: an ostree commit keeps the
-   * image's `/etc` in `usr/etc`, and at runtime it is `/etc` (libostree labels it so too).
-   * Default `false`; only meaningful with `pathPrefix` `/`.
+   * image's `/etc` in `usr/etc`, and at runtime it is `/etc`. libostree does this only with
+   * its "SELinux labeling v1" (`OSTREE_REPO_COMMIT_MODIFIER_FLAGS_SELINUX_LABEL_V1`, ostree
+   * 2023.7+); `ostree commit --selinux-policy` of 2022.7 and ostree-ext's layer import label
+   * `/usr/etc/…` as such (policies carry a `/usr/etc(/.*)?` rule for it). Default `false`;
+   * only meaningful with `pathPrefix` `/`.
    */
   usrEtcAsEtc?: boolean;
   /**
+   * Look up the runtime path `/proc` as `/mnt`, as libostree's commit labelling does (its
+   * policies give `/proc` no label; the mount point needs one). Default `false`.
+   */
+  procAsMnt?: boolean;
+  /**
    * Full control over the mapping: the runtime path a tree path is looked up as, or `null`
-   * to leave the entry as it is. Overrides `pathPrefix` and `usrEtcAsEtc`.
+   * to leave the entry as it is. Overrides `pathPrefix` and `usrEtcAsEtc` (`procAsMnt` still
+   * applies to what it returns).
    */
   mapPath?: (treePath: string) => string | null;
   /** Relabel entries that already have a `security.selinux` xattr (default: keep theirs). */
@@ -87,7 +96,14 @@ export async function* labelFileTree(
   contexts: FileContexts,
   options: LabelFileTreeOptions = {},
 ): FileTree {
-  const map = options.mapPath ?? defaultMapper(options);
+  const base = options.mapPath ?? defaultMapper(options);
+  const map =
+    options.procAsMnt === true
+      ? (p: string) => {
+          const r = base(p);
+          return r === "/proc" ? "/mnt" : r;
+        }
+      : base;
   const overwrite = options.overwrite === true;
   const values = new Map<string, Uint8Array>();
   for await (const entry of tree) {
