@@ -94,6 +94,9 @@ export {
   throttleProgress,
 } from "./progress.js";
 export {
+  type LoadedPolicySources,
+  loadFileContextsSources,
+  type PolicyFileReader,
   parseSelinuxConfig,
   type SelinuxConfig,
   type SelinuxPolicyFiles,
