@@ -41,7 +41,7 @@ function allTypes(paths: readonly string[]): Probe[] {
 /** Compares every probe with matchpathcon; returns the mismatches (expected: none). */
 async function mismatches(fc: FileContexts, fileContexts: string, probes: readonly Probe[]) {
   const want = await matchpathcon(fileContexts, probes);
-  const bad: { path: string; type: TreeEntryType; ours: string | null; oracle: string | null }[] =
+  const bad: { path: string; type?: TreeEntryType; ours: string | null; oracle: string | null }[] =
     [];
   probes.forEach((p, i) => {
     const ours = fc.lookup(p.path, p.type);
@@ -174,6 +174,31 @@ describe("file_contexts lookup: hand-written corner cases vs matchpathcon", () =
     expect(fc.lookup("/dev/pts/0", "chardev")).toBeNull();
     expect(fc.lookup("/a/b/c", "file")).toBe("system_u:object_r:default_t:s0");
     expect(fc.match("/a/b/c", "file")?.source).toBe("file_contexts");
+  });
+
+  it("a lookup without a type (mode 0) equals matchpathcon without -m", async () => {
+    const { lstat } = await import("node:fs/promises");
+    const fileContexts = join(CORNER, "file_contexts");
+    const fc = compileFileContexts(await loadSources(fileContexts));
+    // matchpathcon lstat()s its arguments: only paths absent on this host are looked up as mode 0.
+    const absent: string[] = [];
+    for (const p of paths) {
+      if (p.includes("\n")) continue;
+      if (
+        await lstat(p).then(
+          () => false,
+          () => true,
+        )
+      )
+        absent.push(p);
+    }
+    expect(absent.length).toBeGreaterThan(50);
+    const want = await matchpathcon(
+      fileContexts,
+      absent.map((path) => ({ path })),
+    );
+    expect(absent.map((p) => fc.lookup(p))).toEqual(want);
+    expect(fc.lookup("/etc/ssh/keys")).toBe("system_u:object_r:ssh_keys_any_t:s0");
   });
 
   it("the same file without its siblings equals matchpathcon too", async () => {

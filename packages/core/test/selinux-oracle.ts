@@ -29,7 +29,8 @@ const MODE_LETTER: Record<TreeEntryType, string> = {
 
 export interface Probe {
   path: string;
-  type: TreeEntryType;
+  /** Omitted: no `-m`, i.e. mode 0 ("any type") — valid only for paths absent on this host (matchpathcon lstat()s them). */
+  type?: TreeEntryType;
 }
 
 function run(args: string[]): Promise<string> {
@@ -51,7 +52,7 @@ export async function matchpathcon(
   probes: readonly Probe[],
 ): Promise<(string | null)[]> {
   const out: (string | null)[] = new Array(probes.length).fill(null);
-  const byType = new Map<TreeEntryType, number[]>();
+  const byType = new Map<TreeEntryType | undefined, number[]>();
   probes.forEach((p, i) => {
     const list = byType.get(p.type) ?? [];
     list.push(i);
@@ -67,8 +68,7 @@ export async function matchpathcon(
           "-n",
           "-f",
           fileContexts,
-          "-m",
-          MODE_LETTER[type],
+          ...(type === undefined ? [] : ["-m", MODE_LETTER[type]]),
           "--",
           ...chunk.map((i) => (probes[i] as Probe).path),
         ]).then((stdout) => {
