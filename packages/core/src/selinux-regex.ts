@@ -32,7 +32,7 @@ export function translateSpecRegex(spec: string): RegExp {
   const n = spec.length;
   while (i < n) {
     const c = spec.charCodeAt(i);
-    if (c > 0x7e || (c < 0x20 && c !== 0x09)) fail("non-ASCII or control character");
+    if (c > 0x7f) fail("non-ASCII character");
     const ch = spec[i] as string;
     if (ch === "\\") {
       const [js, len] = escapeOutsideClass(spec, i, fail);

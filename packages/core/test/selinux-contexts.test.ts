@@ -157,6 +157,8 @@ describe("file_contexts lookup: hand-written corner cases vs matchpathcon", () =
     "/q/g",
     "/q/g\n",
     "relative/path",
+    "/ctl/a\u0001b",
+    "/ctl/ab",
     "/with space/and\ttab",
   ];
 
@@ -174,6 +176,7 @@ describe("file_contexts lookup: hand-written corner cases vs matchpathcon", () =
     expect(fc.lookup("/dev/pts/0", "chardev")).toBeNull();
     expect(fc.lookup("/a/b/c", "file")).toBe("system_u:object_r:default_t:s0");
     expect(fc.match("/a/b/c", "file")?.source).toBe("file_contexts");
+    expect(fc.lookup("/ctl/a\u0001b", "file")).toBe("system_u:object_r:control_char_t:s0");
   });
 
   it("a lookup without a type (mode 0) equals matchpathcon without -m", async () => {
