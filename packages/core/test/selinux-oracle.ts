@@ -9,12 +9,15 @@ export interface Testkit {
   buildFixtureImage(): Promise<{ rootfsDir(version: "v1" | "v2"): Promise<string> }>;
   selinuxPolicy(): Promise<{ dir: string; fileContexts: string; deb: string }>;
   requireTool(name: string): void;
+  findTool(name: string): string | undefined;
   tempDir(prefix?: string): Promise<{ path: string; cleanup(): Promise<void> }>;
 }
 
 export async function loadTestkit(): Promise<Testkit> {
   const at = fileURLToPath(new URL("../../../internal/testkit/src/index.ts", import.meta.url));
-  return (await import(/* @vite-ignore */ at)) as Testkit;
+  const tk = (await import(/* @vite-ignore */ at)) as Testkit;
+  matchpathconPath = tk.findTool("matchpathcon");
+  return tk;
 }
 
 const MODE_LETTER: Record<TreeEntryType, string> = {
@@ -33,12 +36,20 @@ export interface Probe {
   type?: TreeEntryType;
 }
 
+let matchpathconPath: string | undefined;
+
 function run(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("matchpathcon", args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`matchpathcon failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
+    // matchpathcon lives in /usr/sbin, which a normal user's PATH often lacks.
+    execFile(
+      matchpathconPath ?? "matchpathcon",
+      args,
+      { maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`matchpathcon failed: ${err.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }
 
