@@ -31,6 +31,7 @@ import { filteredPathsMessage, LayerReader } from "./layer.js";
 import { writeCommitObject, writeLayerTree } from "./layer-commit.js";
 import { mergeLayerCommits } from "./merge.js";
 import { imageRef, layerRef } from "./refs.js";
+import { commitFileContexts, labelLayerEntries } from "./selinux.js";
 
 const OP = "ostree.import";
 const TASK = "ostree.import.layer";
@@ -61,6 +62,12 @@ export interface ImportImageOptions extends OpOptions {
   stats?: WriteStats;
   /** Wall clock in ms for the "now" fallback (default `Date.now`). */
   now?: () => number;
+  /**
+   * Label the files of derived layers with the base commit's SELinux policy, as ostree-ext
+   * does (default `true`). The base is the encapsulated OSTree commit of a bootc image, else the
+   * first layer's commit; a base without `usr/etc/selinux/config` labels nothing.
+   */
+  selinux?: boolean;
 }
 
 /** One layer of a prepared import. */
@@ -379,6 +386,19 @@ export async function applyImport(
       base = r.commit;
       layers.push(...r.layers);
     }
+    // SELinux: derived layers get the base commit's policy (loaded once, when first needed).
+    const firstDerived = layers.length === 0 ? 1 : layers.length;
+    let policy: Awaited<ReturnType<typeof commitFileContexts>> | undefined;
+    const basePolicy = async () => {
+      if (policy === undefined) {
+        const from = base ?? layers[0]?.commit;
+        policy =
+          options.selinux === false || from === undefined
+            ? null
+            : await commitFileContexts(repo, from, signal ? { signal } : {});
+      }
+      return policy;
+    };
     for (let i = layers.length; i < plan.layers.length; i++) {
       throwIfAborted(signal, OP);
       const l = plan.layers[i] as PreparedLayer;
@@ -414,10 +434,15 @@ export async function applyImport(
         ...(signal ? { signal } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
-      const root = await writeLayerTree(repo, reader, {
-        ...(signal ? { signal } : {}),
-        ...(options.stats ? { stats: options.stats } : {}),
-      });
+      const contexts = i >= firstDerived ? await basePolicy() : null;
+      const root = await writeLayerTree(
+        repo,
+        contexts ? labelLayerEntries(reader, contexts) : reader,
+        {
+          ...(signal ? { signal } : {}),
+          ...(options.stats ? { stats: options.stats } : {}),
+        },
+      );
       const commit = await writeCommitObject(repo, root, { timestamp: layerTs }, options.stats);
       await repo.setRef(l.ref, commit);
       for (const [k, n] of reader.filtered) filtered.set(k, (filtered.get(k) ?? 0) + n);
