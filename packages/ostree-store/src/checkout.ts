@@ -275,8 +275,10 @@ export async function checkout(
   const walkDirect = async (dir: string, tree: string) => {
     throwIfAborted(options.signal, "ostree.checkout");
     const t = await repo.readDirTree(tree);
+    // names in a dirtree are validated single components: no join() per file
+    const base = dir.endsWith("/") ? dir : `${dir}/`;
     for (const f of t.files) {
-      const p = join(dir, f.name);
+      const p = base + f.name;
       if (!placeFileDirect(p, f.checksum)) await placeFile(p, f.checksum);
       if (++ops % BATCH === 0) {
         await yieldToLoop();

@@ -66,7 +66,6 @@ import {
   isChecksum,
   OBJECT_EXT,
   type ObjectType,
-  objectPath,
   S_IFLNK,
   S_IFMT,
   S_IFREG,
@@ -250,6 +249,7 @@ export class OstreeRepo {
     this.xattrs = options.xattrs === undefined ? loadXattrBackend() : options.xattrs;
     this.fsync = options.fsync ?? true;
     this.now = options.now ?? Date.now;
+    this.objectsDir = `${join(path, "objects")}/`;
     this.direct =
       options.fs === undefined && (options.xattrs === undefined || options.xattrs === null)
         ? loadDirectIo(options.xattrs === undefined && this.xattrs !== null)
@@ -351,8 +351,12 @@ export class OstreeRepo {
   /** Absolute path of an object file. */
   objectFile(checksum: string, type: ObjectType): string {
     const ext = type === "file" && this.mode === "archive" ? "filez" : OBJECT_EXT[type];
-    return join(this.path, objectPath(checksum, ext));
+    // = join(this.path, objectPath(checksum, ext)) without normalizing the path on every call
+    return `${this.objectsDir}${checksum.slice(0, 2)}/${checksum.slice(2)}.${ext}`;
   }
+
+  /** `<repo>/objects/`, normalized once. */
+  private readonly objectsDir: string;
 
   /** True when the object is present. */
   async hasObject(checksum: string, type: ObjectType): Promise<boolean> {
