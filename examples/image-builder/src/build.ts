@@ -49,6 +49,7 @@ import {
 import {
   type DiskLayout,
   defaultLayout,
+  type RawSource,
   writeDisk,
   writeQcow2,
   writeRaw,
@@ -64,7 +65,6 @@ import {
   type TransportReference,
 } from "@imagemode/oci-fetch";
 import { importImage, OstreeRepo } from "@imagemode/ostree-store";
-import { writeStagingDisk } from "./disk-writer.js";
 import { checkBootcImage, type ImageFacts, readImageFacts } from "./image-check.js";
 import {
   applyOverlay,
@@ -296,6 +296,13 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   await fsp.mkdir(output, { recursive: true });
   await fsp.mkdir(cacheDir, { recursive: true });
   const work = await fsp.mkdtemp(join(output, ".imagemode-build-"));
+  // the build repository goes as soon as the disk holds its objects (tens of thousands of files:
+  // unlinking them takes seconds, so it runs beside the conversion), the rest of `work` at the end
+  let repoRemoval: Promise<void> | undefined;
+  const dropRepo = () => {
+    repoRemoval ??= fsp.rm(join(work, "repo"), { recursive: true, force: true });
+    repoRemoval.catch(() => {}); // awaited in finally
+  };
   try {
     if (options.chown) await checkChown(work, options.chown);
     // 1. fetch into the OCI layout cache
@@ -509,9 +516,9 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     );
     stages.push({ stage: "plan", ms: Date.now() - t0 });
 
-    // 4. write the disk, the bootloader's raw writes with it. One output type: diskimage's
-    // writeDisk (sparse staging file, then that format); several: one staging file, converted
-    // to each (the sink's record of written extents spares reading the holes)
+    // 4. write the disk with diskimage's writeDisk, the bootloader's raw writes with it. One
+    // output type: straight to that format (sparse staging file, then converted). Several: a
+    // sparse raw disk, converted to each type from the extents written (holes are never read)
     t0 = Date.now();
     step(4, `write ${disk.partitions.length} partitions`);
     const contents = {
@@ -525,50 +532,46 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     const made: { type: ImageType; tmp: string }[] = [];
     const co = { ...(signal ? { signal } : {}), onProgress: progress };
     const [only] = types;
-    if (types.length === 1 && only) {
-      let converting: number | undefined;
-      const tmp = join(work, `out-${only}`);
-      await writeDisk(disk, contents, {
-        output: tmp,
-        format: IMAGE_TYPES[only].format,
-        tmpDir: work,
-        rawWrites: rawWrites.map((w) => ({
-          offset: w.offset,
-          data: w.content,
-          limit: w.limit,
-          description: w.description,
-        })),
-        ...(signal ? { signal } : {}),
-        onProgress: (e) => {
-          if (converting === undefined && /^disk\.(qcow2|vmdk|vhd)$/.test(e.task))
-            converting = Date.now();
-          progress(e);
-        },
-      });
-      const end = Date.now();
-      stages.push({ stage: "write", ms: (converting ?? end) - t0 });
-      step(5, `convert to ${only}`);
-      stages.push({ stage: "convert", ms: converting === undefined ? 0 : end - converting });
-      made.push({ type: only, tmp });
-    } else {
-      const src2 = await writeStagingDisk(disk, contents, rawWrites, join(work, "disk.raw"), {
-        tmpDir: work,
-        ...co,
-      });
-      stages.push({ stage: "write", ms: Date.now() - t0 });
-      t0 = Date.now();
-      step(5, `convert to ${types.join(", ")}`);
+    const single = types.length === 1 && only ? only : undefined;
+    let converting: number | undefined;
+    const staging = join(work, single ? `out-${single}` : "disk.raw");
+    const written = await writeDisk(disk, contents, {
+      output: staging,
+      format: single ? IMAGE_TYPES[single].format : "raw",
+      tmpDir: work,
+      rawWrites: rawWrites.map((w) => ({
+        offset: w.offset,
+        data: w.content,
+        limit: w.limit,
+        description: w.description,
+      })),
+      ...(signal ? { signal } : {}),
+      onProgress: (e) => {
+        if (converting === undefined && /^disk\.(qcow2|vmdk|vhd)$/.test(e.task)) {
+          converting = Date.now();
+          dropRepo(); // every object has been read: unlinking overlaps the conversion
+        }
+        progress(e);
+      },
+    });
+    const wrote = Date.now();
+    dropRepo();
+    stages.push({ stage: "write", ms: (converting ?? wrote) - t0 });
+    step(5, `convert to ${types.join(", ")}`);
+    if (single) made.push({ type: single, tmp: staging });
+    else {
+      const src: RawSource = { path: staging, size: disk.size, extents: written.extents };
       for (const type of types) {
         const t = IMAGE_TYPES[type];
         const tmp = join(work, `out-${type}`);
-        if (t.format === "raw") await writeRaw(src2, tmp, co);
-        else if (t.format === "qcow2") await writeQcow2(src2, tmp, co);
-        else if (t.format === "vmdk") await writeVmdk(src2, tmp, co);
-        else await writeVhd(src2, tmp, co);
+        if (t.format === "raw") await writeRaw(src, tmp, co);
+        else if (t.format === "qcow2") await writeQcow2(src, tmp, co);
+        else if (t.format === "vmdk") await writeVmdk(src, tmp, co);
+        else await writeVhd(src, tmp, co);
         made.push({ type, tmp });
       }
-      stages.push({ stage: "convert", ms: Date.now() - t0 });
     }
+    stages.push({ stage: "convert", ms: Date.now() - (converting ?? wrote) });
 
     // 5. bootc-image-builder's output layout, a manifest per type
     const outputs: BuildResult["outputs"] = [];
@@ -640,6 +643,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   } catch (e) {
     throw toImageModeError(e, op);
   } finally {
+    await repoRemoval?.catch(() => {});
     await fsp.rm(work, { recursive: true, force: true });
   }
 }
