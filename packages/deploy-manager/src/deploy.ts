@@ -20,6 +20,12 @@ import { describeEtcMerge, planEtcMerge } from "./etc-merge.js";
 import { applyEtcMergeToDirectory, listEtcDirectory } from "./etc-tree.js";
 import { copyTree } from "./internal/copy-tree.js";
 import { type Origin, serializeOrigin } from "./origin.js";
+import {
+  type DeploySelinuxOptions,
+  deploymentFileContexts,
+  labelDeploymentPath,
+  selinuxWriter,
+} from "./selinux.js";
 import { encodeOstreeStagedRecord, ostreeStagedRecordPath } from "./staged-deployment.js";
 import {
   type Deployment,
@@ -231,6 +237,34 @@ export interface ApplyDeployOptions extends OpOptions {
    * so it is injected (the CLI runs `chattr`). Default: none.
    */
   setImmutable?: (path: string) => Promise<void>;
+  /**
+   * SELinux labels (as libostree writes them at deploy): the new `/etc` is labelled as `/etc/…`
+   * and the stateroot `var` as `/var/…` (once, before the `.ostree-selabeled` stamp), with the
+   * deployment's own policy. Default `{ mode: "auto" }`: only when the deployment has a policy.
+   */
+  selinux?: DeploySelinuxOptions;
+}
+
+/** Labels a deployment's `/etc` (when `etc`) and the stateroot `var` (when `varDir`). */
+async function labelDeployment(
+  fs: SysrootFs,
+  dir: string,
+  what: { etc: boolean; varDir: string | null },
+  options: ApplyDeployOptions,
+  id: string,
+): Promise<void> {
+  if (!what.etc && what.varDir === null) return;
+  const warn = (message: string) =>
+    options.onProgress?.({ type: "warn", task: "deploy.selinux", id, message, code: "SELINUX" });
+  const mode = options.selinux?.mode ?? "auto";
+  if (mode === "off") return;
+  const contexts = await deploymentFileContexts(fs, dir);
+  if (contexts === null) return;
+  const setXattr = selinuxWriter(options.selinux, warn);
+  if (setXattr === null) return;
+  const o = { setXattr, mode, warn, ...(options.signal ? { signal: options.signal } : {}) };
+  if (what.etc) await labelDeploymentPath(fs, join(dir, "etc"), contexts, "/etc", o);
+  if (what.varDir) await labelDeploymentPath(fs, what.varDir, contexts, "/var", o);
 }
 
 /** Throws `HOST` (ENOSPC) when the file system holding `path` has less than `bytes` available. */
@@ -328,8 +362,16 @@ export async function applyDeployPlan(
         chown: process.getuid?.() === 0,
         noClobber: true,
       });
-    if (!(await exists(fs, join(varDir, ".ostree-selabeled"))))
-      await writeFileAtomic(fs, join(varDir, ".ostree-selabeled"), "");
+    // SELinux: /etc now unless staged (finalize labels it after its merge); var once.
+    const varLabelled = await exists(fs, join(varDir, ".ostree-selabeled"));
+    await labelDeployment(
+      fs,
+      dir,
+      { etc: !plan.stage, varDir: varLabelled ? null : varDir },
+      options,
+      plan.name,
+    );
+    if (!varLabelled) await writeFileAtomic(fs, join(varDir, ".ostree-selabeled"), "");
     await writeFileAtomic(fs, `${dir}.origin`, plan.originText);
     if (!plan.stage && options.setImmutable) await options.setImmutable(dir);
     if (plan.stage) {
@@ -420,6 +462,7 @@ export async function finalizeStaged(
     const merge = mergeDeploymentOf(sysroot, staged.stateroot);
     await resetEtc(fs, dir);
     if (merge) messages.push(await mergeEtc(fs, root, merge, dir, options.signal));
+    await labelDeployment(fs, dir, { etc: true, varDir: null }, options, staged.name);
     if (options.setImmutable) await options.setImmutable(dir);
     const kept = retainedDeployments(sysroot, staged.stateroot, merge, options.retain);
     const write = planWriteDeployments(sysroot, [listItemOf(staged), ...kept.map(listItemOf)], {

@@ -89,6 +89,14 @@ export {
   withRepoLock,
 } from "./repo-lock.js";
 export {
+  type DeploySelinuxOptions,
+  deploymentFileContexts,
+  type LabelDirectoryOptions,
+  labelDirectory,
+  type SetXattr,
+  sysrootSelinuxPaths,
+} from "./selinux.js";
+export {
   decodeOstreeStagedRecord,
   encodeOstreeStagedRecord,
   type OstreeStagedRecord,
