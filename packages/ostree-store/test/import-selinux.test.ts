@@ -97,10 +97,22 @@ describe.runIf(HAVE)("derived layers are labelled with the base commit's SELinux
     writeFileSync(join(d, "usr/share/big"), Buffer.alloc(3 * 1024 * 1024 + 1, 7));
     tar(layers.derived, d, ["."]);
     // Only files, no directories: every parent is auto-created (and labelled) by the import.
+    // It also brings local policy (file_contexts.local): the merge commit is relabelled with it.
+    const local = join(d, "etc/selinux/default/contexts/files");
+    mkdirSync(local, { recursive: true });
+    writeFileSync(
+      join(local, "file_contexts.local"),
+      "/usr/bin/app\t--\tsystem_u:object_r:local_exec_t:s0\n",
+    );
     tar(
       layers.noparents,
       d,
-      ["usr/lib/systemd/system/app.service", "etc/ssh/sshd_config", "usr/share/big"],
+      [
+        "usr/lib/systemd/system/app.service",
+        "etc/ssh/sshd_config",
+        "usr/share/big",
+        "etc/selinux/default/contexts/files/file_contexts.local",
+      ],
       1000,
     );
 
@@ -160,6 +172,34 @@ describe.runIf(HAVE)("derived layers are labelled with the base commit's SELinux
       expect(entries.every((l) => l.includes("security.selinux"))).toBe(true);
       // The base layer itself stays unlabelled (its labels come from the base image's build).
       expect(listing(repoDir, baseLayer)).not.toMatch(/security\.selinux/);
+      // The merge commit: as ostree-ext makes it — the layers checked out in union, committed
+      // again with the merged tree's own policy (here with the derived layer's .local).
+      const co = join(tmp.path, `merged-${mode}`);
+      for (const c of [baseLayer, derived, noparents])
+        run("ostree", [`--repo=${repoDir}`, "checkout", "-U", "--union", "--whiteouts", c, co]);
+      const oracleMerge = run("ostree", [
+        `--repo=${repoDir}`,
+        "commit",
+        `--tree=dir=${co}`,
+        `--selinux-policy=${co}`,
+        "--no-bindings",
+        `--timestamp=@${TS}`,
+        "-b",
+        "oracle-merge",
+      ]).trim();
+      const labelsOf = (commit: string) =>
+        run("ostree", [`--repo=${repoDir}`, "ls", "-R", "-X", commit])
+          .trim()
+          .split("\n")
+          .map((l) => {
+            const m = /^(\S+) .*b'security\.selinux', b'([^']*)'.* (\/\S*)( -> .*)?$/.exec(l);
+            return m ? `${m[1]} ${m[3]} ${m[2]}` : `unlabelled: ${l}`;
+          });
+      const mergedLabels = labelsOf(res.commit);
+      expect(mergedLabels).toEqual(labelsOf(oracleMerge));
+      expect(mergedLabels.filter((l) => l.startsWith("unlabelled"))).toEqual([]);
+      expect(mergedLabels).toContain("-00755 /usr/bin/app system_u:object_r:local_exec_t:s0");
+      expect(mergedLabels).toContain("-00755 /usr/bin/base-tool system_u:object_r:bin_t:s0");
       run("ostree", [`--repo=${repoDir}`, "fsck"]);
     }, 120_000);
   }

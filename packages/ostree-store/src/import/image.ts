@@ -31,7 +31,7 @@ import { filteredPathsMessage, LayerReader } from "./layer.js";
 import { writeCommitObject, writeLayerTree } from "./layer-commit.js";
 import { mergeLayerCommits } from "./merge.js";
 import { imageRef, layerRef } from "./refs.js";
-import { commitFileContexts, labelLayerEntries } from "./selinux.js";
+import { commitFileContexts, labelLayerEntries, relabelTree, treeFileContexts } from "./selinux.js";
 
 const OP = "ostree.import";
 const TASK = "ostree.import.layer";
@@ -63,9 +63,11 @@ export interface ImportImageOptions extends OpOptions {
   /** Wall clock in ms for the "now" fallback (default `Date.now`). */
   now?: () => number;
   /**
-   * Label the files of derived layers with the base commit's SELinux policy, as ostree-ext
-   * does (default `true`). The base is the encapsulated OSTree commit of a bootc image, else the
-   * first layer's commit; a base without `usr/etc/selinux/config` labels nothing.
+   * SELinux labels, as ostree-ext writes them (default `true`): the files of derived layers are
+   * labelled with the base commit's policy (the encapsulated OSTree commit of a bootc image, else
+   * the first layer's commit), and when there are derived layers the merge commit's whole tree
+   * is relabelled with the merged tree's own policy. Without `usr/etc/selinux/config` nothing
+   * is labelled.
    */
   selinux?: boolean;
 }
@@ -451,13 +453,25 @@ export async function applyImport(
     }
     const message = filteredPathsMessage(filtered);
     if (message) onProgress?.({ type: "warn", task: TASK, message, code: "FILTERED_PATHS" });
-    const root = await mergeLayerCommits(
+    const merged = await mergeLayerCommits(
       repo,
       base
         ? [base, ...layers.slice(enc ? 1 + enc.chunkLayers.length : 0).map((l) => l.commit)]
         : layers.map((l) => l.commit),
       { ...(signal ? { signal } : {}), ...(options.stats ? { stats: options.stats } : {}) },
     );
+    // ostree-ext relabels the merged tree with its own policy when there are derived layers
+    // (a derived layer may bring policy of its own).
+    const mergedPolicy =
+      options.selinux === false || plan.layers.length <= (enc ? 1 + enc.chunkLayers.length : 0)
+        ? null
+        : await treeFileContexts(repo, merged, signal ? { signal } : {});
+    const root = mergedPolicy
+      ? await relabelTree(repo, merged, mergedPolicy, {
+          ...(signal ? { signal } : {}),
+          ...(options.stats ? { stats: options.stats } : {}),
+        })
+      : merged;
     const commit = await writeCommitObject(
       repo,
       root,
