@@ -89,6 +89,7 @@ export {
   withRepoLock,
 } from "./repo-lock.js";
 export {
+  commitFileContexts,
   type DeploySelinuxOptions,
   deploymentFileContexts,
   type LabelDirectoryOptions,

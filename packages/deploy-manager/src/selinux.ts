@@ -10,13 +10,16 @@ import {
   compileFileContexts,
   type FileContexts,
   ImageModeError,
+  isImageModeError,
   loadFileContextsSources,
   loadXattrBackend,
+  readAll,
   SELINUX_XATTR,
   selinuxXattrValue,
   type TreeEntryType,
   throwIfAborted,
 } from "@imagemode/core";
+import type { OstreeRepo } from "@imagemode/ostree-store";
 import type { SysrootFs } from "./sysroot-fs.js";
 
 const OP = "deploy.selinux";
@@ -59,6 +62,30 @@ export async function deploymentFileContexts(
     if ((await read(base)("selinux/config")) !== null) return null; // config without a type
   }
   return null;
+}
+
+/**
+ * The compiled file contexts of the policy a commit carries in `usr/etc/selinux` (what a fresh
+ * deployment's `/etc` holds), or `null` when it has none.
+ */
+export async function commitFileContexts(
+  repo: OstreeRepo,
+  commit: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<FileContexts | null> {
+  const loaded = await loadFileContextsSources(async (rel) => {
+    try {
+      const bytes = await readAll(await repo.cat(commit, `usr/etc/${rel}`), 64 * 1024 * 1024, {
+        what: `usr/etc/${rel}`,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+    } catch (e) {
+      if (isImageModeError(e, "NOT_FOUND")) return null;
+      throw e;
+    }
+  });
+  return loaded === null ? null : compileFileContexts(loaded.sources);
 }
 
 function typeOf(st: {

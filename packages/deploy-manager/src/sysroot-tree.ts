@@ -14,6 +14,7 @@ import {
   ImageModeError,
   invalidArgument,
   isImageModeError,
+  labelFileTree,
   type TreeEntry,
   throwIfAborted,
   toImageModeError,
@@ -28,6 +29,7 @@ import {
 import type { DeployPlan } from "./deploy.js";
 import { planDeploy } from "./deploy.js";
 import type { Origin } from "./origin.js";
+import { commitFileContexts, sysrootSelinuxPaths } from "./selinux.js";
 import { INIT_FS_DIRECTORIES, type Sysroot } from "./sysroot.js";
 import type { SysrootFs } from "./sysroot-fs.js";
 
@@ -285,7 +287,10 @@ export async function* sysrootTree(
   // what the deployment's walk learnt of each content object (the merge finishes the deployment
   // before it starts the objects), so most objects need no second header read
   const known: KnownObjects = new Map();
-  yield* mergeSorted([
+  // SELinux: /etc and the stateroot var labelled as ostree labels them at deploy
+  const contexts = await commitFileContexts(repo, plan.checksum, signal ? { signal } : {});
+  const mapPath = sysrootSelinuxPaths({ deployments: [plan], stateroots: [os] });
+  const tree = mergeSorted([
     { from: ".", entries: listIterator(out) },
     {
       from: dep,
@@ -297,6 +302,7 @@ export async function* sysrootTree(
     },
     { from: `${r}/objects`, entries: objectTree(repo, r, known, signal)[Symbol.asyncIterator]() },
   ]);
+  yield* contexts ? labelFileTree(tree, contexts, { mapPath, overwrite: true }) : tree;
 }
 
 async function* listIterator(entries: TreeEntry[]): AsyncGenerator<TreeEntry> {
