@@ -33,6 +33,62 @@ export interface TreeEntry {
   inode?: string;
   /** Opens the content of a regular file. Called at most once per consumer pass. */
   content?: () => Promise<ByteStream>;
+  /**
+   * For a regular file read from a host directory ({@link readHostDirectory}): where its content
+   * lives, so a consumer may read it into buffers of its own instead of calling `content`.
+   */
+  hostFile?: HostFile;
+}
+
+/**
+ * Where a regular file's content lives on the host: its directory's path (one string shared by
+ * every file of that directory) and its name; the full path is joined only when asked for.
+ */
+export class HostFile {
+  constructor(
+    /** Absolute (or root-relative) path of the directory holding the file. */
+    readonly dir: string,
+    /** The file's name in that directory. */
+    readonly name: string,
+    /** The file's size when the tree was read. */
+    readonly size: number,
+  ) {}
+  /** The file's path (`dir` joined with `name`). */
+  path(): string {
+    return join(this.dir, this.name);
+  }
+}
+
+/** Files at most this large are read with one `read` call into a buffer of their size. */
+const SMALL_FILE = 64 * 1024;
+
+/**
+ * Opens a host file's content as a stream: a small file is read with one call into a buffer of
+ * its own size (open, read, close), a larger one streams in chunks of at most 256 KiB.
+ */
+export async function openHostFile(file: HostFile): Promise<ByteStream> {
+  const path = file.path();
+  if (file.size > SMALL_FILE) return createReadStream(path, { highWaterMark: 256 * 1024 });
+  return (async function* () {
+    const fh = await fsp.open(path, "r");
+    try {
+      // one byte more than the size: a short read is EOF, a full one means the file grew
+      let buf = Buffer.allocUnsafe(file.size + 1);
+      for (;;) {
+        let got = 0;
+        while (got < buf.length) {
+          const { bytesRead } = await fh.read(buf, got, buf.length - got, null);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        if (got > 0) yield got === buf.length ? buf : buf.subarray(0, got);
+        if (got < buf.length) return;
+        buf = Buffer.allocUnsafe(64 * 1024);
+      }
+    } finally {
+      await fh.close();
+    }
+  })();
 }
 
 /**
@@ -169,14 +225,14 @@ async function* walk(root: string, rel: string, options: ReadHostDirectoryOption
   names.sort(compareNames);
   for (const name of names) {
     const childRel = rel ? `${rel}/${name}` : name;
-    const childAbs = join(root, childRel);
+    const childAbs = join(abs, name);
     let st: import("node:fs").Stats;
     try {
       st = await fsp.lstat(childAbs);
     } catch (e) {
       throw toImageModeError(e, "core.readHostDirectory", { path: childAbs });
     }
-    yield await entryFor(childAbs, childRel, st, options);
+    yield await entryFor(childAbs, childRel, st, options, abs, name);
     if (st.isDirectory()) yield* walk(root, childRel, options);
   }
 }
@@ -186,6 +242,8 @@ async function entryFor(
   rel: string,
   st: import("node:fs").Stats,
   options: ReadHostDirectoryOptions,
+  dir?: string,
+  name?: string,
 ): Promise<TreeEntry> {
   const type = typeFromMode(st.mode);
   const entry: TreeEntry = {
@@ -199,10 +257,14 @@ async function entryFor(
   if (type === "file") {
     entry.size = st.size;
     if (st.nlink > 1) entry.inode = `${st.dev}:${st.ino}`;
-    // Small files get a buffer of their own size: a fixed 256 KiB buffer per small file is
-    // garbage that dominates time and RSS when a tree has tens of thousands of them.
-    const highWaterMark = Math.max(1, Math.min(st.size, 256 * 1024));
-    entry.content = async () => createReadStream(abs, { highWaterMark });
+    // The opener keeps the directory's path (shared) and the name, not a path per file; small
+    // files are read with one call into a buffer of their own size.
+    const file =
+      dir !== undefined && name !== undefined
+        ? new HostFile(dir, name, st.size)
+        : new HostFile(abs, "", st.size);
+    entry.hostFile = file;
+    entry.content = () => openHostFile(file);
   } else if (type === "symlink") {
     entry.linkTarget = await fsp.readlink(abs);
   } else if (type === "chardev" || type === "blockdev") {

@@ -1,5 +1,14 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fc, test } from "@fast-check/vitest";
-import { isImageModeError, type TreeEntry, treeFromEntries } from "@imagemode/core";
+import {
+  collectTree,
+  isImageModeError,
+  readHostDirectory,
+  type TreeEntry,
+  treeFromEntries,
+} from "@imagemode/core";
 import { describe, expect, it } from "vitest";
 import type { BlockSink } from "../src/block-sink.js";
 import { groupHasSuper, planExt4 } from "../src/ext4/geometry.js";
@@ -155,6 +164,25 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
         { sizeBytes: 8 * 1024 * 1024 },
       ),
     ).rejects.toThrow(/^d\/é\/short: content has 3 bytes/);
+  });
+
+  it("reports host files that changed or vanished after the tree was read (read by the writer itself)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagemode-ext4-host-"));
+    try {
+      for (const n of ["grew", "shrank", "gone", "same"]) await writeFile(join(dir, n), "abcdef");
+      const entries = await collectTree(readHostDirectory(dir));
+      expect(entries.every((e) => e.hostFile)).toBe(true);
+      await writeFile(join(dir, "grew"), "abcdefg");
+      await writeFile(join(dir, "shrank"), "abc");
+      await rm(join(dir, "gone"));
+      const pick = (n: string) => entries.filter((e) => e.path === n);
+      expect((await codeOf(pick("same"))).code).toBeUndefined();
+      expect((await codeOf(pick("grew"))).code).toBe("SIZE_MISMATCH");
+      expect((await codeOf(pick("shrank"))).code).toBe("SIZE_MISMATCH");
+      expect((await codeOf(pick("gone"))).code).toBe("NOT_FOUND");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("stops when aborted", async () => {

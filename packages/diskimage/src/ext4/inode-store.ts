@@ -4,7 +4,7 @@
  * (freed once the directory is laid out), and the few things only some inodes have (xattrs,
  * slow symlink targets, file contents to open) in side tables.
  */
-import type { ByteStream, TreeEntryType } from "@imagemode/core";
+import type { ByteStream, HostFile, TreeEntryType } from "@imagemode/core";
 import type { DirEntry } from "./directory.js";
 import type { XattrRecord } from "./xattr.js";
 
@@ -109,9 +109,12 @@ export class InodeStore {
   readonly xattrs = new Map<number, XattrRecord[]>();
   readonly targets = new Map<number, Uint8Array>();
   readonly dirs = new Map<number, DirList>();
-  /** Regular files in inode order and how to open each (dropped once opened). */
+  /**
+   * Regular files in inode order and how to open each (dropped once opened): a host file's
+   * directory and name (read by the writer into its own buffer) or the tree's opener.
+   */
   fileInos: number[] = [];
-  openers: (ContentOpener | undefined)[] = [];
+  openers: (ContentOpener | HostFile | undefined)[] = [];
 
   constructor(capacity = 1024) {
     this.#grow(capacity);

@@ -5,8 +5,10 @@
  * become holes), then writes inode tables, bitmaps, descriptors and superblocks.
  */
 import { createHash } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
 import {
   type FileTree,
+  HostFile,
   ImageModeError,
   invalidArgument,
   isTreePath,
@@ -15,6 +17,7 @@ import {
   type TreeEntry,
   type TreeEntryType,
   throwIfAborted,
+  toImageModeError,
   unsupported,
 } from "@imagemode/core";
 import type { BlockSink } from "../block-sink.js";
@@ -265,7 +268,7 @@ async function collect(
           throw invalidArgument(`${e.path}: file of ${size} bytes has no content`, { op: OP });
         st.size[ino] = size;
         st.fileInos.push(ino);
-        st.openers.push(size > 0 ? e.content : undefined);
+        st.openers.push(size > 0 ? (e.hostFile ?? e.content) : undefined);
       } else if (e.type === "symlink") {
         const t = Buffer.from(e.linkTarget ?? "");
         if (t.length === 0 || t.length >= bs || t.includes(0)) {
@@ -365,6 +368,8 @@ class BlockWriter {
 const READ_AHEAD_FILE = 1024 * 1024;
 /** Bytes of content read ahead at most. */
 const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Bytes read from a host file at a time (into one reused buffer). */
+const HOST_READ = 1024 * 1024;
 /** Files read ahead at most. */
 const READ_AHEAD_FILES = 16;
 
@@ -385,7 +390,7 @@ class ReadAhead {
       const ino = st.fileInos[i] as number;
       const size = st.size[ino] as number;
       const open = st.openers[i];
-      if (size > READ_AHEAD_FILE || !open) {
+      if (size > READ_AHEAD_FILE || !open || open instanceof HostFile) {
         this.#next++; // large files stream in their turn
         continue;
       }
@@ -412,12 +417,43 @@ class ReadAhead {
       this.#next++;
     }
   }
+  /**
+   * A host file's content read synchronously into one reused buffer (each chunk is consumed
+   * before the next read): no buffer per read for the garbage collector, and three system calls
+   * for a small file instead of four thread-pool round trips.
+   */
+  *#readHostFile(file: HostFile): Generator<Uint8Array> {
+    const path = file.path();
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      throw toImageModeError(e, OP, { path });
+    }
+    try {
+      for (;;) {
+        let got: number;
+        try {
+          got = readSync(fd, this.#buf, 0, this.#buf.length, null);
+        } catch (e) {
+          throw toImageModeError(e, OP, { path });
+        }
+        if (got === 0) return;
+        yield this.#buf.subarray(0, got);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  #buf = Buffer.allocUnsafe(HOST_READ);
+
   /** The content of file `i`: read ahead, or opened now (each opener is used once, then dropped). */
-  async take(i: number): Promise<AsyncIterable<Uint8Array> | undefined> {
+  async take(i: number): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array> | undefined> {
     const p = this.#pending.get(i);
     if (!p) {
       const open = this.st.openers[i];
       this.st.openers[i] = undefined;
+      if (open instanceof HostFile) return this.#readHostFile(open);
       return open ? await open() : undefined;
     }
     this.#pending.delete(i);
