@@ -346,7 +346,9 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     // 2. import into a fresh build repository
     t0 = Date.now();
     step(2, "import into an ostree repository");
-    const repo = await OstreeRepo.init(join(work, "repo"), { mode: "bare-user" });
+    // a scratch repository, deleted after the build: what must be durable is the disk image
+    // (writeDisk fsyncs it), so the per-object fsync of a long-lived repository is not paid here
+    const repo = await OstreeRepo.init(join(work, "repo"), { mode: "bare-user", fsync: false });
     const transport = ref.transport === "docker" ? `docker://${name}` : options.imageRef;
     // keep the image's top-level symlinks (bin, sbin, lib → usr/…, home → var/home): the
     // deployment is the whole image root, as in a bootc base image's ostree commit
