@@ -63,11 +63,11 @@ export interface ImportImageOptions extends OpOptions {
   /** Wall clock in ms for the "now" fallback (default `Date.now`). */
   now?: () => number;
   /**
-   * SELinux labels, as ostree-ext writes them (default `true`): the files of derived layers are
-   * labelled with the base commit's policy (the encapsulated OSTree commit of a bootc image, else
-   * the first layer's commit), and when there are derived layers the merge commit's whole tree
-   * is relabelled with the merged tree's own policy. Without `usr/etc/selinux/config` nothing
-   * is labelled.
+   * SELinux labels, as ostree-ext writes them (default `true`): the files of derived layers of
+   * an encapsulated bootc image are labelled with its base commit's policy (a generic image has
+   * no base commit: its layer commits stay unlabelled), and when there are derived layers the
+   * merge commit's whole tree is relabelled with the merged tree's own policy. Without
+   * `usr/etc/selinux/config` nothing is labelled.
    */
   selinux?: boolean;
 }
@@ -388,17 +388,15 @@ export async function applyImport(
       base = r.commit;
       layers.push(...r.layers);
     }
-    // SELinux: derived layers get the base commit's policy (loaded once, when first needed).
-    const firstDerived = layers.length === 0 ? 1 : layers.length;
+    // SELinux: with an encapsulated base commit, derived layers get its policy (loaded once,
+    // when first needed); a generic image has no base, its layers stay unlabelled (ostree-ext).
     let policy: Awaited<ReturnType<typeof commitFileContexts>> | undefined;
     const basePolicy = async () => {
-      if (policy === undefined) {
-        const from = base ?? layers[0]?.commit;
+      if (policy === undefined)
         policy =
-          options.selinux === false || from === undefined
+          options.selinux === false || base === null
             ? null
-            : await commitFileContexts(repo, from, signal ? { signal } : {});
-      }
+            : await commitFileContexts(repo, base, signal ? { signal } : {});
       return policy;
     };
     for (let i = layers.length; i < plan.layers.length; i++) {
@@ -436,7 +434,7 @@ export async function applyImport(
         ...(signal ? { signal } : {}),
         ...(onProgress ? { onProgress } : {}),
       });
-      const contexts = i >= firstDerived ? await basePolicy() : null;
+      const contexts = await basePolicy();
       const root = await writeLayerTree(
         repo,
         contexts ? labelLayerEntries(reader, contexts) : reader,
