@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { FileBlockSink, offsetSink } from "../src/block-sink.js";
@@ -156,5 +156,31 @@ describe("outputs against qemu-img", () => {
     await expect(
       writeVhd({ path: "/nonexistent", size: MiB + 512, extents: [] }, "/nonexistent.vhd"),
     ).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+  });
+  it("qcow2 of a disk with many runs and a partial last cluster equals the raw disk; an abort stops it", async () => {
+    await withTemp(async (dir) => {
+      // 5 MiB + 3 sectors, all data but two zero clusters inside what is one read run
+      const size = 5 * MiB + 1536;
+      const data = bytesOf(7, size);
+      data.fill(0, MiB, MiB + 2 * 65536);
+      const path = join(dir, "d.raw");
+      await writeFile(path, data);
+      const src = { path, size, extents: [{ offset: 0, length: size }] };
+      const q = join(dir, "d.qcow2");
+      const r = await writeQcow2(src, q);
+      expect(r.dataClusters).toBe(Math.ceil(size / 65536) - 2);
+      expect((await run("qemu-img", ["check", q])).code).toBe(0);
+      const cmp = await run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", path, q]);
+      expect(cmp.stdout).toMatch(/identical/);
+      const ac = new AbortController();
+      await expect(
+        writeQcow2(src, join(dir, "a.qcow2"), {
+          signal: ac.signal,
+          onProgress: (e) => {
+            if (e.type === "bytes") ac.abort();
+          },
+        }),
+      ).rejects.toMatchObject({ code: "ABORTED" });
+    });
   });
 });

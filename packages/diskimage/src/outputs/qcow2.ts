@@ -26,13 +26,15 @@ export interface Qcow2Result {
 }
 
 const COPIED = 1n << 63n;
+/** Clusters per synchronous read in the uncompressed copy loop. */
+const SYNC_RUN = 32;
 const COMPRESSED = 1n << 62n;
 
 /**
  * Converts a raw disk into a qcow2 (version 3) image, streaming: the header cluster first, then
  * every non-zero guest cluster in guest order (compressed or not), then the L2 tables, the L1
  * table and the refcount structures, then the final header. Zero and never-written clusters are
- * left out (they read as zeros). Memory: one cluster buffer plus 4 bytes per guest cluster.
+ * left out (they read as zeros). Memory: one 2 MiB read buffer (a pool of eight 1 MiB ones when compressing) plus an L2 entry per stored cluster.
  * Layout facts from qemu's `docs/interop/qcow2.txt`: big-endian, refcount_order 4 (16-bit),
  * L2 entries with bit 63 "copied" for standard clusters, bit 62 and the sector count for
  * compressed ones.
@@ -66,121 +68,157 @@ export async function writeQcow2(
     let dataClusters = 0;
     let compressedClusters = 0;
     let done = 0;
-    // Runs of up to 16 allocated clusters (1 MiB) are read into a pool of eight buffers, six runs
-    // ahead; the non-zero clusters of a run go to the image with one pwritev straight from the
-    // read buffer (no copy), which returns to the pool once that write settles. Buffers of 1 MiB
-    // copy faster than 4 MiB ones (cache-sized; measured with strace: 0.56 s vs 1.04 s of
-    // pread/pwrite time for 1 GiB) and the pool holds half the memory.
+    // Compressed output: runs of up to 16 allocated clusters (1 MiB) are read into a pool of
+    // eight buffers, six runs ahead, through the thread pool (deflate is the cost there).
     const RUN = 16;
     const READ_AHEAD = 6;
-    const pool: Uint8Array[] = Array.from(
-      { length: READ_AHEAD + 2 },
-      () => new Uint8Array(RUN * cs),
-    );
-    const waiters: (() => void)[] = [];
-    const acquire = async (): Promise<Uint8Array> => {
-      while (pool.length === 0) await new Promise<void>((r) => waiters.push(r));
-      return pool.pop()!;
-    };
-    const release = (b: Uint8Array) => {
-      pool.push(b);
-      waiters.shift()?.();
-    };
-    let writeError: unknown;
-    const writes = new Set<Promise<void>>();
-    const startWrite = (at: number, parts: Uint8Array[], buf: Uint8Array) => {
-      const w = out.writevAt(at, parts).then(
-        () => {
-          writes.delete(w);
-          release(buf);
-        },
-        (e: unknown) => {
-          writes.delete(w);
-          writeError ??= e;
-          release(buf);
-        },
-      );
-      writes.add(w);
-    };
-    const runs = [...clusterRuns(src.extents, cs, src.size, RUN)];
-    const readRun = (i: number) => {
-      const [first, count] = runs[i]!;
-      const p = acquire().then(async (buf) => {
-        try {
-          return { buf, data: await reader.read(buf, first * cs, count * cs) };
-        } catch (e) {
-          release(buf);
-          throw e;
+    if (!options.compress) {
+      // Uncompressed: a plain synchronous loop (pread a run into one reused buffer, find its
+      // zero clusters, pwritev the others straight from it), like qemu-img's own copy loop.
+      // Measured against the pooled asynchronous pipeline it replaced (eight alternating rounds
+      // on 1 GiB of data: median 0.55 s vs 0.66 s, byte-identical output): no thread-pool round
+      // trips, one 2 MiB buffer instead of eight. The event loop gets a turn every 64 runs, so an
+      // abort is seen.
+      const buf = new Uint8Array(SYNC_RUN * cs);
+      let n = 0;
+      for (const [first, count] of clusterRuns(src.extents, cs, src.size, SYNC_RUN)) {
+        if (++n % 64 === 0) await new Promise<void>((r) => setImmediate(r));
+        throwIfAborted(signal, op);
+        const bytes = Math.min(count * cs, src.size - first * cs);
+        const run = reader.readSync(buf, first * cs, count * cs);
+        done += bytes;
+        onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
+        const parts: Uint8Array[] = [];
+        let partsAt = -1;
+        for (let k = 0; k < count; k++) {
+          const data = run.subarray(k * cs, (k + 1) * cs);
+          if (isZero(data)) continue;
+          dataClusters++;
+          const at = out.pos;
+          if (parts.length === 0) partsAt = at;
+          const lastPart = parts[parts.length - 1];
+          if (lastPart && lastPart.byteOffset + lastPart.length === data.byteOffset)
+            parts[parts.length - 1] = run.subarray(
+              lastPart.byteOffset - run.byteOffset,
+              (k + 1) * cs,
+            );
+          else parts.push(data);
+          out.pos += cs;
+          l2.set(first + k, COPIED | BigInt(at));
+          refcounts.set(at / cs, 1);
         }
-      });
-      p.catch(() => {}); // awaited below
-      return p;
-    };
-    const ahead: ReturnType<typeof readRun>[] = [];
-    for (let i = 0; i < Math.min(READ_AHEAD, runs.length); i++) ahead.push(readRun(i));
-    for (let i = 0; i < runs.length; i++) {
-      throwIfAborted(signal, op);
-      if (writeError) throw writeError;
-      const [first, count] = runs[i]!;
-      const bytes = Math.min(count * cs, src.size - first * cs);
-      const { buf, data: run } = await ahead.shift()!;
-      if (i + READ_AHEAD < runs.length) ahead.push(readRun(i + READ_AHEAD));
-      if (bytes < count * cs) run.fill(0, bytes);
-      done += bytes;
-      onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
-      const parts: Uint8Array[] = [];
-      let partsAt = -1;
-      for (let k = 0; k < count; k++) {
-        const c = first + k;
-        const data = run.subarray(k * cs, (k + 1) * cs);
-        if (isZero(data)) continue;
-        dataClusters++;
-        if (options.compress) {
-          const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
-          if (z.length < cs - 512) {
-            // packed into the current host cluster, never crossing into the next one
-            const room = cs - (out.pos % cs);
-            if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
+        if (parts.length > 0) out.writevAtSync(partsAt, parts);
+      }
+    } else {
+      const pool: Uint8Array[] = Array.from(
+        { length: READ_AHEAD + 2 },
+        () => new Uint8Array(RUN * cs),
+      );
+      const waiters: (() => void)[] = [];
+      const acquire = async (): Promise<Uint8Array> => {
+        while (pool.length === 0) await new Promise<void>((r) => waiters.push(r));
+        return pool.pop()!;
+      };
+      const release = (b: Uint8Array) => {
+        pool.push(b);
+        waiters.shift()?.();
+      };
+      let writeError: unknown;
+      const writes = new Set<Promise<void>>();
+      const startWrite = (at: number, parts: Uint8Array[], buf: Uint8Array) => {
+        const w = out.writevAt(at, parts).then(
+          () => {
+            writes.delete(w);
+            release(buf);
+          },
+          (e: unknown) => {
+            writes.delete(w);
+            writeError ??= e;
+            release(buf);
+          },
+        );
+        writes.add(w);
+      };
+      const runs = [...clusterRuns(src.extents, cs, src.size, RUN)];
+      const readRun = (i: number) => {
+        const [first, count] = runs[i]!;
+        const p = acquire().then(async (buf) => {
+          try {
+            return { buf, data: await reader.read(buf, first * cs, count * cs) };
+          } catch (e) {
+            release(buf);
+            throw e;
+          }
+        });
+        p.catch(() => {}); // awaited below
+        return p;
+      };
+      const ahead: ReturnType<typeof readRun>[] = [];
+      for (let i = 0; i < Math.min(READ_AHEAD, runs.length); i++) ahead.push(readRun(i));
+      for (let i = 0; i < runs.length; i++) {
+        throwIfAborted(signal, op);
+        if (writeError) throw writeError;
+        const [first, count] = runs[i]!;
+        const bytes = Math.min(count * cs, src.size - first * cs);
+        const { buf, data: run } = await ahead.shift()!;
+        if (i + READ_AHEAD < runs.length) ahead.push(readRun(i + READ_AHEAD));
+        if (bytes < count * cs) run.fill(0, bytes);
+        done += bytes;
+        onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
+        const parts: Uint8Array[] = [];
+        let partsAt = -1;
+        for (let k = 0; k < count; k++) {
+          const c = first + k;
+          const data = run.subarray(k * cs, (k + 1) * cs);
+          if (isZero(data)) continue;
+          dataClusters++;
+          if (options.compress) {
+            const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
+            if (z.length < cs - 512) {
+              // packed into the current host cluster, never crossing into the next one
+              const room = cs - (out.pos % cs);
+              if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
+              const at = out.pos;
+              out.pos += z.length;
+              await out.writeAt(at, z);
+              const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
+              l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
+              const host = Math.floor(at / cs);
+              refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
+              compressedClusters++;
+              continue;
+            }
+            // stored as is; written now, since the host position may be passed by packed ones
+            out.pos = Math.ceil(out.pos / cs) * cs;
             const at = out.pos;
-            out.pos += z.length;
-            await out.writeAt(at, z);
-            const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
-            l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
-            const host = Math.floor(at / cs);
-            refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
-            compressedClusters++;
+            out.pos += cs;
+            await out.writeAt(at, data);
+            l2.set(c, COPIED | BigInt(at));
+            refcounts.set(at / cs, 1);
             continue;
           }
-          // stored as is; written now, since the host position may be passed by packed ones
           out.pos = Math.ceil(out.pos / cs) * cs;
           const at = out.pos;
+          if (parts.length === 0) partsAt = at;
+          // consecutive clusters of the read buffer become one part
+          const lastPart = parts[parts.length - 1];
+          if (lastPart && lastPart.byteOffset + lastPart.length === data.byteOffset)
+            parts[parts.length - 1] = run.subarray(
+              lastPart.byteOffset - run.byteOffset,
+              (k + 1) * cs,
+            );
+          else parts.push(data);
           out.pos += cs;
-          await out.writeAt(at, data);
           l2.set(c, COPIED | BigInt(at));
           refcounts.set(at / cs, 1);
-          continue;
         }
-        out.pos = Math.ceil(out.pos / cs) * cs;
-        const at = out.pos;
-        if (parts.length === 0) partsAt = at;
-        // consecutive clusters of the read buffer become one part
-        const lastPart = parts[parts.length - 1];
-        if (lastPart && lastPart.byteOffset + lastPart.length === data.byteOffset)
-          parts[parts.length - 1] = run.subarray(
-            lastPart.byteOffset - run.byteOffset,
-            (k + 1) * cs,
-          );
-        else parts.push(data);
-        out.pos += cs;
-        l2.set(c, COPIED | BigInt(at));
-        refcounts.set(at / cs, 1);
+        if (parts.length > 0) startWrite(partsAt, parts, buf);
+        else release(buf);
       }
-      if (parts.length > 0) startWrite(partsAt, parts, buf);
-      else release(buf);
+      await Promise.all(ahead);
+      while (writes.size > 0) await Promise.all([...writes]);
+      if (writeError) throw writeError;
     }
-    await Promise.all(ahead);
-    while (writes.size > 0) await Promise.all([...writes]);
-    if (writeError) throw writeError;
     await reader.close();
     out.pos = Math.ceil(out.pos / cs) * cs;
     // L2 tables

@@ -1,3 +1,4 @@
+import { readSync, writeSync, writevSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
 import { invalidArgument, toImageModeError } from "@imagemode/core";
@@ -56,6 +57,18 @@ export class RawReader {
       const { bytesRead } = await this.#fh.read(out, done, length - done, offset + done);
       if (bytesRead === 0) break;
       done += bytesRead;
+    }
+    if (done < length) out.fill(0, done);
+    return out;
+  }
+  /** {@link read}, synchronously (for the conversion's copy loop: no thread-pool round trip). */
+  readSync(buf: Uint8Array, offset: number, length: number): Uint8Array {
+    const out = buf.subarray(0, length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.#fh.fd, out, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
     }
     if (done < length) out.fill(0, done);
     return out;
@@ -128,6 +141,27 @@ export class Appender {
         skip = 0;
         await this.writeAt(at, rest);
         at += rest.length;
+      }
+    }
+  }
+  /** {@link writevAt}, synchronously. */
+  writevAtSync(offset: number, parts: Uint8Array[]): void {
+    let total = 0;
+    for (const p of parts) total += p.length;
+    let written = writevSync(this.#fh.fd, parts, offset);
+    if (written < total) {
+      // a short write (rare): the rest one part at a time
+      let at = offset;
+      for (const p of parts) {
+        if (written >= p.length) {
+          written -= p.length;
+          at += p.length;
+          continue;
+        }
+        let done = written;
+        written = 0;
+        while (done < p.length) done += writeSync(this.#fh.fd, p, done, p.length - done, at + done);
+        at += p.length;
       }
     }
   }
