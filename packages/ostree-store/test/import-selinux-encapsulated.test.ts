@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { selinuxPolicy } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importImage } from "../src/import/image.js";
-import { OstreeRepo } from "../src/repo.js";
+import { OstreeRepo, type RepoMode } from "../src/repo.js";
 import { TestOciLayout } from "./helpers/oci-layout.js";
 import { HELPERS, haveTool, makeTemp, run } from "./helpers/tools.js";
 
@@ -125,45 +125,46 @@ describe.runIf(HAVE)(
     }, 180_000);
     afterAll(() => tmp.cleanup());
 
-    it("the derived layer commit equals ostree commit --selinux-policy=<base>; the merged tree keeps every label", async () => {
-      const repoDir = join(tmp.path, "repo");
-      const repo = await OstreeRepo.init(repoDir, { mode: "bare-user", fsync: false });
-      const res = await importImage(repo, new TestOciLayout(layout), "img", {
-        imageReference: `oci:${layout}:img`,
-        layerTimestamp: TS,
-      });
-      expect(res.baseCommit).toBe(commit);
-      const derived = res.layers.at(-1)?.commit as string;
-      const policyRoot = join(tmp.path, "base-checkout");
-      run("ostree", [`--repo=${repoDir}`, "checkout", "-U", commit, policyRoot]);
-      const theirs = run("ostree", [
-        `--repo=${repoDir}`,
-        "commit",
-        `--tree=tar=${derivedTar}`,
-        "--tar-autocreate-parents",
-        "--tar-pathname-filter=^etc,usr/etc",
-        `--selinux-policy=${policyRoot}`,
-        "--no-bindings",
-        `--timestamp=@${TS}`,
-        "-b",
-        "oracle",
-      ]).trim();
-      expect(derived).toBe(theirs);
-      const ls = run("ostree", [`--repo=${repoDir}`, "ls", "-R", "-X", res.commit]);
-      const label = (path: string) =>
-        new RegExp(`b'security\\.selinux', b'([^']*)'\\)\\] \\} ${path}\\n`).exec(ls)?.[1];
-      expect(label("/usr/lib/systemd/system/app.service")).toBe(
-        "system_u:object_r:systemd_unit_t:s0",
-      );
-      expect(label("/usr/bin/tool")).toBe("system_u:object_r:bin_t:s0"); // from the base commit
-      expect(label("/usr/local/bin/app")).toBe("system_u:object_r:bin_t:s0");
-      expect(
-        ls
-          .trim()
-          .split("\n")
-          .every((l) => l.includes("security.selinux")),
-      ).toBe(true);
-      run("ostree", [`--repo=${repoDir}`, "fsck"]);
-    }, 120_000);
+    for (const mode of ["bare-user", "archive"] as RepoMode[])
+      it(`${mode}: the derived layer commit equals ostree commit --selinux-policy=<base>; the merged tree keeps every label`, async () => {
+        const repoDir = join(tmp.path, `repo-${mode}`);
+        const repo = await OstreeRepo.init(repoDir, { mode, fsync: false });
+        const res = await importImage(repo, new TestOciLayout(layout), "img", {
+          imageReference: `oci:${layout}:img`,
+          layerTimestamp: TS,
+        });
+        expect(res.baseCommit).toBe(commit);
+        const derived = res.layers.at(-1)?.commit as string;
+        const policyRoot = join(tmp.path, `base-checkout-${mode}`);
+        run("ostree", [`--repo=${repoDir}`, "checkout", "-U", commit, policyRoot]);
+        const theirs = run("ostree", [
+          `--repo=${repoDir}`,
+          "commit",
+          `--tree=tar=${derivedTar}`,
+          "--tar-autocreate-parents",
+          "--tar-pathname-filter=^etc,usr/etc",
+          `--selinux-policy=${policyRoot}`,
+          "--no-bindings",
+          `--timestamp=@${TS}`,
+          "-b",
+          "oracle",
+        ]).trim();
+        expect(derived).toBe(theirs);
+        const ls = run("ostree", [`--repo=${repoDir}`, "ls", "-R", "-X", res.commit]);
+        const label = (path: string) =>
+          new RegExp(`b'security\\.selinux', b'([^']*)'\\)\\] \\} ${path}\\n`).exec(ls)?.[1];
+        expect(label("/usr/lib/systemd/system/app.service")).toBe(
+          "system_u:object_r:systemd_unit_t:s0",
+        );
+        expect(label("/usr/bin/tool")).toBe("system_u:object_r:bin_t:s0"); // from the base commit
+        expect(label("/usr/local/bin/app")).toBe("system_u:object_r:bin_t:s0");
+        expect(
+          ls
+            .trim()
+            .split("\n")
+            .every((l) => l.includes("security.selinux")),
+        ).toBe(true);
+        run("ostree", [`--repo=${repoDir}`, "fsck"]);
+      }, 120_000);
   },
 );
