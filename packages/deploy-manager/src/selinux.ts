@@ -48,11 +48,17 @@ export async function deploymentFileContexts(
   fs: SysrootFs,
   deploymentDir: string,
 ): Promise<FileContexts | null> {
+  const root = await fs.realpath(deploymentDir);
+  // Symlinks are followed only while they stay inside the deployment (an absolute link would
+  // otherwise read the host's policy); a path leaving it counts as absent.
   const read = (base: string) => async (rel: string) => {
     try {
-      return (await fs.readFile(join(deploymentDir, base, rel))).toString();
+      const real = await fs.realpath(join(deploymentDir, base, rel));
+      if (!real.startsWith(`${root}/`)) return null;
+      return (await fs.readFile(real)).toString();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "ELOOP") return null;
       throw e;
     }
   };
@@ -81,7 +87,8 @@ export async function commitFileContexts(
       });
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
     } catch (e) {
-      if (isImageModeError(e, "NOT_FOUND")) return null;
+      // absent, or a directory or symlink where a policy file should be: no policy there
+      if (isImageModeError(e, "NOT_FOUND", "INVALID_ARGUMENT")) return null;
       throw e;
     }
   });

@@ -39,10 +39,12 @@ import {
   applyDeployPlan,
   type DeploySelinuxOptions,
   deploymentDir,
+  deploymentFileContexts,
   finalizeStaged,
   initStateroot,
   initSysroot,
   newOrigin,
+  nodeSysrootFs,
   openSysroot,
   planDeploy,
   planFreshSysroot,
@@ -369,4 +371,32 @@ describe.runIf(xattrs !== null)("without a policy, or where labels are refused",
     const off = await ourDeploy(root, c, false, { mode: "off", setXattr: refuse });
     expect(off.warnings).toEqual([]);
   }, 60_000);
+
+  it("a policy reached through a symlink leaving the deployment is not read", async () => {
+    const outside = join(tmp.path, "outside");
+    await mkdir(join(outside, "selinux/default/contexts/files"), { recursive: true });
+    await writeFile(join(outside, "selinux/config"), "SELINUXTYPE=default\n");
+    await writeFile(
+      join(outside, "selinux/default/contexts/files/file_contexts"),
+      "/.* system_u:object_r:etc_t:s0\n",
+    );
+    const dep = join(tmp.path, "dep-link");
+    await mkdir(join(dep, "usr/etc"), { recursive: true });
+    await symlink(join(outside, "selinux"), join(dep, "usr/etc/selinux"));
+    expect(await deploymentFileContexts(nodeSysrootFs, dep)).toBeNull();
+    // inside the deployment a link is followed, as libselinux would
+    const dep2 = join(tmp.path, "dep-inside");
+    await mkdir(join(dep2, "usr/etc"), { recursive: true });
+    await mkdir(join(dep2, "usr/share"), { recursive: true });
+    await copyFile(join(outside, "selinux/config"), join(dep2, "usr/share/config"));
+    await mkdir(join(dep2, "usr/etc/selinux/default/contexts/files"), { recursive: true });
+    await symlink("../../share/config", join(dep2, "usr/etc/selinux/config"));
+    await copyFile(
+      join(outside, "selinux/default/contexts/files/file_contexts"),
+      join(dep2, "usr/etc/selinux/default/contexts/files/file_contexts"),
+    );
+    expect((await deploymentFileContexts(nodeSysrootFs, dep2))?.lookup("/etc/x", "file")).toBe(
+      "system_u:object_r:etc_t:s0",
+    );
+  });
 });
