@@ -41,6 +41,7 @@ import {
   toImageModeError,
 } from "@imagemode/core";
 import {
+  commitFileContexts,
   imageReferenceFromUser,
   newOrigin,
   planFreshSysroot,
@@ -69,6 +70,7 @@ import { checkBootcImage, type ImageFacts, readImageFacts } from "./image-check.
 import {
   applyOverlay,
   collect,
+  labelOverlay,
   mergeEntries,
   overlayOf,
   splitBoot,
@@ -420,7 +422,13 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     });
     const deployment = `ostree/deploy/${stateroot}/deploy/${plan.name}`;
     // the sysroot as one stream: blueprint edits merged in, /boot split off (read up to there)
-    const overlay = await overlayOf(planToTreeEdits(custom), deployment, stateroot);
+    // the edits get the image's SELinux labels (none when the image carries no policy)
+    const overlay = labelOverlay(
+      await overlayOf(planToTreeEdits(custom), deployment, stateroot),
+      await commitFileContexts(repo, imported.commit, signal ? { signal } : {}),
+      deployment,
+      stateroot,
+    );
     const split = await splitBoot(
       applyOverlay(sysrootTree(plan, { repo, ...(signal ? { signal } : {}) }), overlay),
     );

@@ -6,7 +6,13 @@
  */
 
 import type { TreeEdit } from "@imagemode/blueprint";
-import type { FileTree, TreeEntry } from "@imagemode/core";
+import {
+  type FileContexts,
+  type FileTree,
+  SELINUX_XATTR,
+  selinuxXattrValue,
+  type TreeEntry,
+} from "@imagemode/core";
 import { compareTreePaths } from "@imagemode/deploy-manager";
 
 /** Orders entries like a `FileTree`: parents before children, names in byte order. */
@@ -80,6 +86,42 @@ export async function overlayOf(
     byPath.set(path, next);
   }
   return [...byPath.values()].sort((a, b) => compareTreePaths(a.entry.path, b.entry.path));
+}
+
+/**
+ * The runtime path (as the booted system sees it) of a sysroot path: the deployment's files
+ * are `/…` (its `etc/…` is `/etc/…`), the stateroot's `var/…` is `/var/…`; other sysroot paths
+ * (`ostree`, `boot`, …) have none.
+ */
+export function runtimePathOf(path: string, deployment: string, stateroot: string): string | null {
+  if (path === deployment) return "/";
+  if (path.startsWith(`${deployment}/`)) return path.slice(deployment.length);
+  const varDir = `ostree/deploy/${stateroot}/var`;
+  if (path === varDir || path.startsWith(`${varDir}/`)) return `/var${path.slice(varDir.length)}`;
+  return null;
+}
+
+/**
+ * Labels the overlay's entries (blueprint edits: `/etc/passwd`, users' homes, …) with the
+ * deployment's SELinux policy, as bootc-image-builder's `setfiles` pass labels what it wrote;
+ * the sysroot stream itself is labelled by deploy-manager. A `null` policy leaves them as they
+ * are. Entries the lookup gives no context keep their xattrs.
+ */
+export function labelOverlay(
+  overlay: readonly OverlayEntry[],
+  contexts: FileContexts | null,
+  deployment: string,
+  stateroot: string,
+): OverlayEntry[] {
+  if (contexts === null) return [...overlay];
+  return overlay.map((o) => {
+    const runtime = runtimePathOf(o.entry.path, deployment, stateroot);
+    const context = runtime === null ? null : contexts.lookup(runtime, o.entry.type);
+    if (context === null) return o;
+    const xattrs = new Map(o.entry.xattrs ?? []);
+    xattrs.set(SELINUX_XATTR, selinuxXattrValue(context));
+    return { ...o, entry: { ...o.entry, xattrs } };
+  });
 }
 
 /** Merges a sorted overlay into a sorted tree, as a stream. */

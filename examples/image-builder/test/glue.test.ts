@@ -1,11 +1,13 @@
-import type { TreeEntry } from "@imagemode/core";
+import { compileFileContexts, type TreeEntry } from "@imagemode/core";
 import { describe, expect, it } from "vitest";
 import { parseImageArg } from "../src/build.js";
 import { archName, checkBootcImage, type ImageFacts } from "../src/image-check.js";
 import {
   applyOverlay,
   collect,
+  labelOverlay,
   overlayOf,
+  runtimePathOf,
   splitBoot,
   sysrootPathOf,
   treeOf,
@@ -157,5 +159,55 @@ describe("sysroot glue", () => {
     expect(boot.map((e) => e.path)).toEqual([".", "loader.1", "loader.1/entries"]);
     expect(pulled).toBe(5);
     expect((await collect(root)).map((e) => e.path)).toEqual([".", "boot", "dev", "usr", "usr/x"]);
+  });
+});
+
+describe("SELinux labels on the blueprint's edits", () => {
+  const dep = "ostree/deploy/default/deploy/abc.0";
+  it("maps sysroot paths to the paths the booted system sees", () => {
+    expect(runtimePathOf(`${dep}/etc/passwd`, dep, "default")).toBe("/etc/passwd");
+    expect(runtimePathOf(dep, dep, "default")).toBe("/");
+    expect(runtimePathOf("ostree/deploy/default/var/home/u", dep, "default")).toBe("/var/home/u");
+    expect(runtimePathOf("ostree/deploy/default/var", dep, "default")).toBe("/var");
+    expect(runtimePathOf("ostree/deploy", dep, "default")).toBeNull();
+    expect(runtimePathOf("boot/loader", dep, "default")).toBeNull();
+  });
+  // the expected contexts are what `matchpathcon -f <this file> -m <type> <path>` (libselinux 3.4) prints
+  it("labels edits by their runtime path and type; no policy leaves them alone", async () => {
+    const contexts = compileFileContexts({
+      fileContexts: [
+        "/etc(/.*)?\tsystem_u:object_r:etc_t:s0",
+        "/etc/shadow.*\t--\tsystem_u:object_r:shadow_t:s0",
+        "/var/home\t-d\tsystem_u:object_r:home_root_t:s0",
+        "/var/home/[^/]+(/.*)?\tunconfined_u:object_r:user_home_t:s0",
+        "/var/home/[^/]+/\\.ssh(/.*)?\tunconfined_u:object_r:ssh_home_t:s0",
+        "",
+      ].join("\n"),
+    });
+    const edits = (async function* () {
+      yield { path: "etc/shadow", type: "file" as const, mode: 0o100000, uid: 0, gid: 0 };
+      yield {
+        path: "var/home/cloud-user/.ssh/authorized_keys",
+        type: "file" as const,
+        mode: 0o100600,
+        uid: 1000,
+        gid: 1000,
+      };
+    })();
+    const overlay = await overlayOf(edits as never, dep, "default");
+    const label = (p: string, o = labelOverlay(overlay, contexts, dep, "default")) => {
+      const v = o.find((x) => x.entry.path === p)?.entry.xattrs?.get("security.selinux");
+      return v === undefined ? undefined : Buffer.from(v).toString("latin1");
+    };
+    expect(label(`${dep}/etc/shadow`)).toBe("system_u:object_r:shadow_t:s0\0");
+    expect(label("ostree/deploy/default/var/home/cloud-user/.ssh/authorized_keys")).toBe(
+      "unconfined_u:object_r:ssh_home_t:s0\0",
+    );
+    expect(label("ostree/deploy/default/var/home/cloud-user")).toBe(
+      "unconfined_u:object_r:user_home_t:s0\0",
+    );
+    expect(label("ostree/deploy/default/var/home")).toBe("system_u:object_r:home_root_t:s0\0");
+    expect(label("ostree/deploy", undefined)).toBeUndefined();
+    expect(label(`${dep}/etc/shadow`, labelOverlay(overlay, null, dep, "default"))).toBeUndefined();
   });
 });
