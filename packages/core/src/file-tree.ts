@@ -35,7 +35,9 @@ export interface TreeEntry {
   content?: () => Promise<ByteStream>;
   /**
    * For a regular file read from a host directory ({@link readHostDirectory}): where its content
-   * lives, so a consumer may read it into buffers of its own instead of calling `content`.
+   * lives, so a consumer may read it into buffers of its own instead of calling `content`. Valid
+   * only while `content === hostFile.open` (a transform that replaces `content` but copies the
+   * rest of the entry leaves a stale `hostFile`; consumers must check that identity).
    */
   hostFile?: HostFile;
 }
@@ -53,6 +55,8 @@ export class HostFile {
     /** The file's size when the tree was read. */
     readonly size: number,
   ) {}
+  /** Opens the content as a stream ({@link openHostFile}); an entry's `content` is this function. */
+  readonly open = (): Promise<ByteStream> => openHostFile(this);
   /** The file's path (`dir` joined with `name`). */
   path(): string {
     return join(this.dir, this.name);
@@ -264,7 +268,7 @@ async function entryFor(
         ? new HostFile(dir, name, st.size)
         : new HostFile(abs, "", st.size);
     entry.hostFile = file;
-    entry.content = () => openHostFile(file);
+    entry.content = file.open;
   } else if (type === "symlink") {
     entry.linkTarget = await fsp.readlink(abs);
   } else if (type === "chardev" || type === "blockdev") {

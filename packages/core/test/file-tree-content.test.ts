@@ -43,6 +43,7 @@ describe("readHostDirectory contents", () => {
       expect(e.hostFile).toBeInstanceOf(HostFile);
       expect(e.hostFile?.path()).toBe(abs);
       expect(e.hostFile?.size).toBe(e.size);
+      expect(e.content).toBe(e.hostFile?.open);
     }
     const dirs = new Set(files.map((e) => e.hostFile?.dir));
     expect(dirs.size).toBe(1);

@@ -180,6 +180,9 @@ describe("ext4 writer: bad input gets typed errors and writes nothing", () => {
       expect((await codeOf(pick("grew"))).code).toBe("SIZE_MISMATCH");
       expect((await codeOf(pick("shrank"))).code).toBe("SIZE_MISMATCH");
       expect((await codeOf(pick("gone"))).code).toBe("NOT_FOUND");
+      // a transform that replaces the content (keeping the stale hostFile) is honoured
+      const replaced = pick("gone").map((e) => ({ ...e, content: bytes("abcdef") }));
+      expect((await codeOf(replaced)).code).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

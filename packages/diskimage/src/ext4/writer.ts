@@ -268,7 +268,9 @@ async function collect(
           throw invalidArgument(`${e.path}: file of ${size} bytes has no content`, { op: OP });
         st.size[ino] = size;
         st.fileInos.push(ino);
-        st.openers.push(size > 0 ? (e.hostFile ?? e.content) : undefined);
+        // a host file is read by the writer itself, unless a transform replaced its content
+        const host = e.hostFile && e.content === e.hostFile.open ? e.hostFile : undefined;
+        st.openers.push(size > 0 ? (host ?? e.content) : undefined);
       } else if (e.type === "symlink") {
         const t = Buffer.from(e.linkTarget ?? "");
         if (t.length === 0 || t.length >= bs || t.includes(0)) {
