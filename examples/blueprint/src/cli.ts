@@ -24,14 +24,8 @@ import {
   type ValidationIssue,
   validateBlueprint,
 } from "@imagemode/blueprint";
-import {
-  exitCodeFor,
-  type ImageModeError,
-  isImageModeError,
-  jsonLinesProgress,
-  type ProgressListener,
-  toImageModeError,
-} from "@imagemode/core";
+import { progressRenderer, reportCliError, warningLine } from "@imagemode/cli-kit";
+import { type ProgressListener, toImageModeError } from "@imagemode/core";
 import { Command } from "commander";
 
 /** Exit status when the config parses but has problems. */
@@ -83,12 +77,10 @@ async function loadValid(file: string, imageType: string): Promise<Blueprint> {
 }
 
 function progressFor(json: boolean): ProgressListener {
-  if (json) return jsonLinesProgress(process.stderr);
-  return (e) => {
-    if (e.type === "step")
-      process.stderr.write(`[${e.step}/${e.steps ?? "?"}] ${e.description ?? ""}\n`);
-    else if (e.type === "warn") process.stderr.write(`warning: ${e.message}\n`);
-  };
+  return progressRenderer(json ? "jsonl" : "none", process.stderr, {
+    line: (e) =>
+      e.type === "step" ? `[${e.step}/${e.steps ?? "?"}] ${e.description ?? ""}` : warningLine(e),
+  }).listener;
 }
 
 function fail(err: unknown, json: boolean): void {
@@ -99,10 +91,12 @@ function fail(err: unknown, json: boolean): void {
     process.exitCode = EXIT_INVALID;
     return;
   }
-  const e: ImageModeError = isImageModeError(err) ? err : toImageModeError(err, "blueprint.cli");
-  if (json) process.stdout.write(`${JSON.stringify({ error: e.toJSON() }, null, 2)}\n`);
-  else process.stderr.write(`imagemode-blueprint: ${e.message}\n`);
-  process.exitCode = exitCodeFor(e.code);
+  process.exitCode = reportCliError(err, {
+    name: "imagemode-blueprint",
+    op: "blueprint.cli",
+    json,
+    errors: { textWithJson: false },
+  });
 }
 
 const program = new Command()

@@ -14,18 +14,8 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import {
-  exitCodeFor,
-  ImageModeError,
-  invalidArgument,
-  isImageModeError,
-  jsonLinesProgress,
-  notFound,
-  type ProgressEvent,
-  type ProgressListener,
-  throttleProgress,
-  toImageModeError,
-} from "@imagemode/core";
+import { type ProgressRenderer, progressRenderer, runCli, warningLine } from "@imagemode/cli-kit";
+import { ImageModeError, invalidArgument, notFound } from "@imagemode/core";
 import {
   applyWritePlan,
   type BootedSpec,
@@ -53,7 +43,6 @@ import {
   userKernelArgs,
 } from "@imagemode/deploy-manager";
 import { openTransport, parseTransportReference } from "@imagemode/oci-fetch";
-import { MultiBar, Presets } from "cli-progress";
 import { Command, Option } from "commander";
 
 interface Global {
@@ -104,36 +93,14 @@ function globals(cmd: Command): Global {
   return cmd.optsWithGlobals() as Global;
 }
 
-function progressListener(g: Global): { listener?: ProgressListener; stop(): void } {
+function progressListener(g: Global): ProgressRenderer {
   const mode = g.progress ?? (process.stderr.isTTY && !g.json ? "bar" : "none");
-  if (mode === "jsonl") return { listener: jsonLinesProgress(process.stderr), stop: () => {} };
-  if (mode !== "bar")
-    return {
-      listener: (e) => e.type === "warn" && process.stderr.write(`warning: ${e.message}\n`),
-      stop: () => {},
-    };
-  const multi = new MultiBar(
-    {
-      format: " {bar} {percentage}% | {name} | {value}/{total}",
-      hideCursor: true,
-      noTTYOutput: !process.stderr.isTTY,
-      stream: process.stderr,
+  return progressRenderer(mode, process.stderr, {
+    bar: {
+      options: { noTTYOutput: !process.stderr.isTTY },
+      log: (e) => (e.type === "step" && e.description ? e.description : warningLine(e)),
     },
-    Presets.shades_classic,
-  );
-  const bars = new Map<string, ReturnType<MultiBar["create"]>>();
-  const listener = throttleProgress((e: ProgressEvent) => {
-    const key = e.id ?? e.task;
-    if (e.type === "start")
-      bars.set(key, multi.create(e.total ?? 0, 0, { name: (e.id ?? e.task).slice(0, 24) }));
-    else if (e.type === "bytes") bars.get(key)?.update(e.done);
-    else if (e.type === "done") {
-      const b = bars.get(key);
-      if (b) b.update(b.getTotal());
-    } else if (e.type === "step" && e.description) multi.log(`${e.description}\n`);
-    else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
   });
-  return { listener, stop: () => multi.stop() };
 }
 
 /** How the booted deployment is found: `--booted-root`, `--cmdline FILE`, or (sysroot `/`) `/` and `/proc/cmdline`. */
@@ -416,19 +383,10 @@ export function buildProgram(): Command {
 
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (e) {
-    const err = e as { code?: string; exitCode?: number };
-    if (typeof err.code === "string" && err.code.startsWith("commander.")) {
-      return err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
-    }
-    const ie = toImageModeError(e);
-    const json = argv.includes("--json");
-    if (json) process.stderr.write(`${JSON.stringify({ error: ie.toJSON() })}\n`);
-    else process.stderr.write(`error: ${ie.message}\n`);
-    return isImageModeError(ie) ? exitCodeFor(ie.code) : 1;
-  }
+  return runCli({
+    name: "imagemode-bootc",
+    build: buildProgram,
+    argv,
+    errors: { json: "stderr", indent: 0, label: "error", textWithJson: false },
+  });
 }

@@ -1,16 +1,12 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
+import { type ProgressRenderer, progressRenderer, runCli, warningLine } from "@imagemode/cli-kit";
 import {
-  exitCodeFor,
   type FileTree,
   invalidArgument,
-  jsonLinesProgress,
   loadXattrBackend,
   type ProgressEvent,
-  type ProgressListener,
   readHostDirectory,
-  throttleProgress,
-  toImageModeError,
 } from "@imagemode/core";
 import {
   type DiskFormat,
@@ -28,8 +24,7 @@ import {
   readPartitionTable,
   writeDisk,
 } from "@imagemode/diskimage";
-import { MultiBar, Presets, type SingleBar } from "cli-progress";
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { type PartOption, parsePart } from "./parts.js";
 
 /** Where the CLI writes (injectable for tests). */
@@ -52,42 +47,28 @@ interface CreateOptions {
   json?: boolean;
 }
 
-function progressRenderer(io: Io, json: boolean): { listener: ProgressListener; stop(): void } {
-  if (json) return { listener: jsonLinesProgress(io.stderr), stop() {} };
-  if (!io.stderr.isTTY) {
-    // plain lines: steps, warnings and finished tasks
-    return {
-      listener: (e: ProgressEvent) => {
-        if (e.type === "step")
-          io.stderr.write(`[${e.step}/${e.steps ?? "?"}] ${e.description ?? e.task}\n`);
-        else if (e.type === "warn") io.stderr.write(`warning: ${e.message}\n`);
-        else if (e.type === "done" && e.task !== "disk.write")
-          io.stderr.write(
-            `${e.task}: done${e.bytes !== undefined ? ` (${formatSize(e.bytes)})` : ""}\n`,
-          );
-      },
-      stop() {},
-    };
-  }
-  const multi = new MultiBar(
-    {
-      stream: io.stderr as NodeJS.WritableStream,
+function renderer(io: Io, json: boolean): ProgressRenderer {
+  if (json) return progressRenderer("jsonl", io.stderr);
+  const step = (e: ProgressEvent, fallback: string) =>
+    e.type === "step" ? `[${e.step}/${e.steps ?? "?"}] ${e.description ?? fallback}` : undefined;
+  // not a terminal: plain lines (steps, warnings and finished tasks)
+  if (!io.stderr.isTTY)
+    return progressRenderer("none", io.stderr, {
+      line: (e) =>
+        e.type === "done" && e.task !== "disk.write"
+          ? `${e.task}: done${e.bytes !== undefined ? ` (${formatSize(e.bytes)})` : ""}`
+          : (step(e, e.task) ?? warningLine(e)),
+    });
+  return progressRenderer("bar", io.stderr, {
+    bar: {
       format: "{task} [{bar}] {percentage}% {value}/{total}",
-      hideCursor: true,
-      clearOnComplete: false,
+      options: { clearOnComplete: false },
+      key: (e) => e.task,
+      start: (e) =>
+        e.total !== undefined && e.task !== "disk.write" ? { task: e.task.padEnd(11) } : undefined,
+      log: (e) => step(e, "") ?? warningLine(e),
     },
-    Presets.shades_classic,
-  );
-  const bars = new Map<string, SingleBar>();
-  const listener = throttleProgress((e: ProgressEvent) => {
-    if (e.type === "start" && e.total !== undefined && e.task !== "disk.write")
-      bars.set(e.task, multi.create(e.total, 0, { task: e.task.padEnd(11) }));
-    else if (e.type === "bytes") bars.get(e.task)?.update(e.done);
-    else if (e.type === "done") bars.get(e.task)?.update(bars.get(e.task)?.getTotal() ?? 0);
-    else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
-    else if (e.type === "step") multi.log(`[${e.step}/${e.steps ?? "?"}] ${e.description ?? ""}\n`);
-  }, 100);
-  return { listener, stop: () => multi.stop() };
+  });
 }
 
 function buildLayout(o: CreateOptions, parts: PartOption[]): DiskLayout {
@@ -251,7 +232,7 @@ export function buildProgram(io: Io, result: { code: number }): Command {
         return;
       }
       const contents = await contentsFor(layout, parts);
-      const r = progressRenderer(io, !!o.json);
+      const r = renderer(io, !!o.json);
       try {
         const res = await writeDisk(layout, contents, {
           output: resolve(out),
@@ -293,16 +274,12 @@ export async function main(
   io: Io = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const result = { code: 0 };
-  const program = buildProgram(io, result);
-  const json = argv.includes("--json");
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return result.code;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    const err = toImageModeError(e, "disk.cli");
-    if (json) io.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
-    io.stderr.write(`imagemode-disk: ${err.message}\n`);
-    return exitCodeFor(err.code);
-  }
+  return runCli({
+    name: "imagemode-disk",
+    op: "disk.cli",
+    build: () => buildProgram(io, result),
+    argv,
+    io,
+    status: () => result.code,
+  });
 }

@@ -3,19 +3,10 @@
  *
  *   imagemode-build --type qcow2 --rootfs ext4 --config config.toml --output out docker://host/os:v1
  */
-import {
-  exitCodeFor,
-  formatBytes,
-  invalidArgument,
-  jsonLinesProgress,
-  type ProgressEvent,
-  type ProgressListener,
-  throttleProgress,
-  toImageModeError,
-} from "@imagemode/core";
+import { type ProgressRenderer, progressRenderer, runCli, warningLine } from "@imagemode/cli-kit";
+import { formatBytes, invalidArgument, type ProgressEvent } from "@imagemode/core";
 import { formatLayout, parseSize } from "@imagemode/diskimage";
-import { MultiBar, Presets, type SingleBar } from "cli-progress";
-import { Command, CommanderError, Option } from "commander";
+import { Command, Option } from "commander";
 import { type BuildResult, buildImage, IMAGE_TYPES, type ImageType } from "./build.js";
 
 /** Where the CLI writes (injectable for tests). */
@@ -43,42 +34,22 @@ interface Flags {
   targetArch: string;
 }
 
-function renderer(io: Io, mode: Flags["progress"]): { listener: ProgressListener; stop(): void } {
-  if (mode === "none") return { listener: () => {}, stop() {} };
-  if (mode === "jsonl") return { listener: jsonLinesProgress(io.stderr), stop() {} };
-  if (mode === "auto" && !io.stderr.isTTY)
-    return {
-      listener: (e: ProgressEvent) => {
-        if (e.type === "step") io.stderr.write(`[${e.step}/${e.steps ?? "?"}] ${e.description}\n`);
-        else if (e.type === "warn") io.stderr.write(`warning: ${e.message}\n`);
-      },
-      stop() {},
-    };
-  const multi = new MultiBar(
-    {
-      stream: io.stderr as NodeJS.WritableStream,
+function renderer(io: Io, mode: Flags["progress"]): ProgressRenderer {
+  if (mode === "none") return progressRenderer("none", io.stderr, { line: () => undefined });
+  if (mode === "jsonl") return progressRenderer("jsonl", io.stderr);
+  const line = (e: ProgressEvent) =>
+    e.type === "step" ? `[${e.step}/${e.steps ?? "?"}] ${e.description}` : warningLine(e);
+  if (mode === "auto" && !io.stderr.isTTY) return progressRenderer("none", io.stderr, { line });
+  return progressRenderer("bar", io.stderr, {
+    bar: {
       format: "{task} [{bar}] {percentage}%",
-      hideCursor: true,
-      clearOnComplete: true,
+      options: { clearOnComplete: true },
+      key: (e) => e.task,
+      start: (e) => (e.total !== undefined ? { task: e.task.padEnd(22).slice(0, 22) } : undefined),
+      removeOnDone: true,
+      log: line,
     },
-    Presets.shades_classic,
-  );
-  const bars = new Map<string, SingleBar>();
-  const listener = throttleProgress((e: ProgressEvent) => {
-    if (e.type === "start" && e.total !== undefined)
-      bars.set(e.task, multi.create(e.total, 0, { task: e.task.padEnd(22).slice(0, 22) }));
-    else if (e.type === "bytes") bars.get(e.task)?.update(e.done);
-    else if (e.type === "done") {
-      const b = bars.get(e.task);
-      if (b) {
-        b.update(b.getTotal());
-        multi.remove(b);
-        bars.delete(e.task);
-      }
-    } else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
-    else if (e.type === "step") multi.log(`[${e.step}/${e.steps ?? "?"}] ${e.description}\n`);
-  }, 100);
-  return { listener, stop: () => multi.stop() };
+  });
 }
 
 function summary(r: BuildResult, ms: number): string {
@@ -196,16 +167,12 @@ export async function main(
   io: Io = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const result = { code: 0 };
-  const program = buildProgram(io, result);
-  const json = argv.includes("--json");
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return result.code;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    const err = toImageModeError(e, "build");
-    if (json) io.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
-    io.stderr.write(`imagemode-build: ${err.message}\n`);
-    return exitCodeFor(err.code);
-  }
+  return runCli({
+    name: "imagemode-build",
+    op: "build",
+    build: () => buildProgram(io, result),
+    argv,
+    io,
+    status: () => result.code,
+  });
 }

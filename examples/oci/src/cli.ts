@@ -8,15 +8,8 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  exitCodeFor,
-  ImageModeError,
-  jsonLinesProgress,
-  type ProgressListener,
-  readAll,
-  throttleProgress,
-  toImageModeError,
-} from "@imagemode/core";
+import { type ProgressRenderer, progressRenderer, runCli } from "@imagemode/cli-kit";
+import { ImageModeError, readAll } from "@imagemode/core";
 import {
   type Credentials,
   copy,
@@ -40,7 +33,6 @@ import {
   selectPlatform,
   type TlsOptions,
 } from "@imagemode/oci-fetch";
-import { MultiBar, Presets } from "cli-progress";
 import { Command, InvalidArgumentError } from "commander";
 
 function bool(v: string): boolean {
@@ -122,52 +114,29 @@ async function registryOptions(
   };
 }
 
-function progressListener(
-  mode: string,
-  json: boolean,
-): { listener?: ProgressListener; stop(): void } {
-  if (mode === "none") return { stop() {} };
-  if (mode === "jsonl")
-    return { listener: throttleProgress(jsonLinesProgress(process.stderr), 100), stop() {} };
+function progressListener(mode: string, json: boolean): ProgressRenderer {
+  if (mode === "none") return progressRenderer("none", process.stderr, { line: () => undefined });
+  if (mode === "jsonl") return progressRenderer("jsonl", process.stderr, { jsonlThrottleMs: 100 });
   if (mode !== "bar")
     throw new ImageModeError(
       "INVALID_ARGUMENT",
       `--progress must be bar, jsonl or none, not ${mode}`,
     );
-  if (!process.stderr.isTTY && json) return { stop() {} };
-  const multi = new MultiBar(
-    {
-      stream: process.stderr,
+  if (!process.stderr.isTTY && json)
+    return progressRenderer("none", process.stderr, { line: () => undefined });
+  return progressRenderer("bar", process.stderr, {
+    bar: {
       format: "{name} [{bar}] {percentage}% | {value}/{total} bytes",
-      hideCursor: true,
-      clearOnComplete: false,
-      noTTYOutput: !process.stderr.isTTY,
-      notTTYSchedule: 1000,
+      options: {
+        clearOnComplete: false,
+        noTTYOutput: !process.stderr.isTTY,
+        notTTYSchedule: 1000,
+      },
+      // one bar per blob copied; warnings of every task above the bars
+      key: (e) => (e.task === "oci.fetch.blob" && e.id ? e.id : undefined),
+      start: (e) => ({ name: `Copying blob ${(e.id ?? "").slice(7, 19)}` }),
     },
-    Presets.shades_classic,
-  );
-  const bars = new Map<string, ReturnType<MultiBar["create"]>>();
-  const listener: ProgressListener = (e) => {
-    if (e.task !== "oci.fetch.blob" || !e.id) {
-      if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
-      return;
-    }
-    if (e.type === "start")
-      bars.set(e.id, multi.create(e.total ?? 0, 0, { name: `Copying blob ${e.id.slice(7, 19)}` }));
-    else if (e.type === "bytes") bars.get(e.id)?.update(e.done);
-    else if (e.type === "done") {
-      const b = bars.get(e.id);
-      b?.update(b.getTotal());
-    } else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
-  };
-  let stopped = false;
-  return {
-    listener: throttleProgress(listener, 100),
-    stop: () => {
-      if (!stopped) multi.stop();
-      stopped = true;
-    },
-  };
+  });
 }
 
 async function withTransport<T>(
@@ -373,20 +342,15 @@ async function main(argv: string[]): Promise<void> {
       }
     });
 
-  try {
-    await program.parseAsync(argv, { from: "node" });
-  } catch (e) {
-    const ce = e as { code?: string; exitCode?: number };
-    if (typeof ce.code === "string" && ce.code.startsWith("commander.")) {
-      process.exitCode =
-        ce.code === "commander.helpDisplayed" || ce.code === "commander.version" ? 0 : 2;
-      return;
-    }
-    const err = toImageModeError(e, "oci.cli");
-    if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
-    process.stderr.write(`imagemode-oci: ${err.message}\n`);
-    process.exitCode = exitCodeFor(err.code);
-  }
+  process.exitCode = await runCli({
+    name: "imagemode-oci",
+    op: "oci.cli",
+    build: () => program,
+    argv,
+    from: "node",
+    json: () => json,
+    errors: { indent: 0 },
+  });
 }
 
 await main(process.argv);

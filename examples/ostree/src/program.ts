@@ -14,18 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import {
-  exitCodeFor,
-  formatBytes,
-  ImageModeError,
-  invalidArgument,
-  isImageModeError,
-  jsonLinesProgress,
-  type ProgressEvent,
-  type ProgressListener,
-  throttleProgress,
-  toImageModeError,
-} from "@imagemode/core";
+import { type ProgressRenderer, progressRenderer, runCli } from "@imagemode/cli-kit";
+import { formatBytes, ImageModeError, invalidArgument } from "@imagemode/core";
 import { openTransport, parseTransportReference } from "@imagemode/oci-fetch";
 import {
   type CommitOptions,
@@ -49,7 +39,6 @@ import {
   tarFileTree,
   Variant,
 } from "@imagemode/ostree-store";
-import { MultiBar, Presets } from "cli-progress";
 import { Command, Option } from "commander";
 
 interface Global {
@@ -95,35 +84,15 @@ async function openRepo(cmd: Command, options: { fsync?: boolean } = {}): Promis
   return OstreeRepo.open(g.repo, options.fsync === undefined ? {} : { fsync: options.fsync });
 }
 
-function progressListener(g: Global): { listener?: ProgressListener; stop(): void } {
+function progressListener(g: Global): ProgressRenderer {
   const mode = g.progress ?? (process.stderr.isTTY && !g.json ? "bar" : "none");
-  if (mode === "jsonl") return { listener: jsonLinesProgress(process.stderr), stop: () => {} };
-  if (mode !== "bar")
-    return {
-      listener: (e) => e.type === "warn" && process.stderr.write(`warning: ${e.message}\n`),
-      stop: () => {},
-    };
-  const multi = new MultiBar(
-    {
+  return progressRenderer(mode, process.stderr, {
+    bar: {
       format: " {bar} {percentage}% | {name} | {value}/{total} bytes",
-      hideCursor: true,
-      noTTYOutput: !process.stderr.isTTY,
-      stream: process.stderr,
+      options: { noTTYOutput: !process.stderr.isTTY },
+      start: (e) => ({ name: (e.id ?? e.task).slice(0, 19) }),
     },
-    Presets.shades_classic,
-  );
-  const bars = new Map<string, ReturnType<MultiBar["create"]>>();
-  const listener = throttleProgress((e: ProgressEvent) => {
-    const key = e.id ?? e.task;
-    if (e.type === "start")
-      bars.set(key, multi.create(e.total ?? 0, 0, { name: (e.id ?? e.task).slice(0, 19) }));
-    else if (e.type === "bytes") bars.get(key)?.update(e.done);
-    else if (e.type === "done") {
-      const b = bars.get(key);
-      if (b) b.update(b.getTotal());
-    } else if (e.type === "warn") multi.log(`warning: ${e.message}\n`);
   });
-  return { listener, stop: () => multi.stop() };
 }
 
 /** The kernel version of `usr/lib/modules/<kver>/vmlinuz` in a directory tree (for --bootable). */
@@ -533,19 +502,10 @@ function jsonCommit(info: Awaited<ReturnType<typeof show>>) {
 
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (e) {
-    const err = e as { code?: string; exitCode?: number };
-    if (typeof err.code === "string" && err.code.startsWith("commander.")) {
-      return err.code === "commander.helpDisplayed" || err.code === "commander.version" ? 0 : 2;
-    }
-    const ie = toImageModeError(e);
-    const json = argv.includes("--json");
-    if (json) process.stderr.write(`${JSON.stringify({ error: ie.toJSON() })}\n`);
-    else process.stderr.write(`error: ${ie.message}\n`);
-    return isImageModeError(ie) ? exitCodeFor(ie.code) : 1;
-  }
+  return runCli({
+    name: "imagemode-ostree",
+    build: buildProgram,
+    argv,
+    errors: { json: "stderr", indent: 0, label: "error", textWithJson: false },
+  });
 }
