@@ -14,6 +14,7 @@ import { importObjectLayer } from "../src/import/encapsulated.js";
 import { applyImport, importImage, prepareImport } from "../src/import/image.js";
 import { imageRef, layerRef } from "../src/import/refs.js";
 import { OstreeRepo } from "../src/repo.js";
+import { packEncapsulatedImage } from "./helpers/encapsulated-layout.js";
 import { TestOciLayout } from "./helpers/oci-layout.js";
 import { HELPERS, haveTool, makeTemp, run } from "./helpers/tools.js";
 
@@ -24,7 +25,6 @@ const HAVE =
   haveTool("skopeo") &&
   haveTool("python3") &&
   haveTool("setpriv");
-const CREATED = "2023-11-14T22:13:20Z";
 
 /** A comparable listing of a directory tree (type, mode, owner, content hash or target, user xattrs). */
 const LIST_TREE = `
@@ -132,45 +132,14 @@ describe.runIf(HAVE)("encapsulated (chunked) image import", () => {
       chmod 0755 $D $D/usr $D/usr/share $D/etc $D/usr/bin
       tar -C $D --owner=0 --group=0 --numeric-owner -cf ${tmp.path}/derived.tar usr etc
     `);
-    run("umoci", ["init", "--layout", layout]);
-    run("umoci", ["new", "--image", `${layout}:base`]);
-    for (const l of layerFiles) {
-      run("umoci", [
-        "raw",
-        "add-layer",
-        "--history.created",
-        CREATED,
-        "--image",
-        `${layout}:base`,
-        l.file,
-      ]);
-    }
-    run("umoci", [
-      "config",
-      "--image",
-      `${layout}:base`,
-      "--created",
-      CREATED,
-      "--config.label",
-      `ostree.final-diffid=${(layerFiles[layerFiles.length - 1] as { diffId: string }).diffId}`,
-      "--config.label",
-      `ostree.commit=${commit}`,
-      "--config.label",
-      "ostree.bootable=true",
-      "--config.label",
-      "containers.bootc=1",
-    ]);
-    run("umoci", [
-      "raw",
-      "add-layer",
-      "--history.created",
-      CREATED,
-      "--image",
-      `${layout}:base`,
-      "--tag",
-      "derived",
-      join(tmp.path, "derived.tar"),
-    ]);
+    packEncapsulatedImage({
+      layout,
+      tag: "base",
+      objectLayers: layerFiles,
+      commit,
+      labels: ["ostree.bootable=true"],
+      derived: { file: join(tmp.path, "derived.tar"), tag: "derived" },
+    });
     // The expected merged tree: the source tree plus the derived layer's changes.
     sh(`
       cp -a ${src} ${expected}

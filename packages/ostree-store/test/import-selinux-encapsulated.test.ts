@@ -10,12 +10,12 @@ import { selinuxPolicy } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importImage } from "../src/import/image.js";
 import { OstreeRepo, type RepoMode } from "../src/repo.js";
+import { packEncapsulatedImage } from "./helpers/encapsulated-layout.js";
 import { TestOciLayout } from "./helpers/oci-layout.js";
 import { HELPERS, haveTool, makeTemp, run } from "./helpers/tools.js";
 
 const FIXTURES = join(HELPERS, "..", "fixtures", "encapsulated");
 const HAVE = haveTool("ostree") && haveTool("umoci") && haveTool("python3") && haveTool("tar");
-const CREATED = "2023-11-14T22:13:20Z";
 const TS = 1700000000;
 
 describe.runIf(HAVE)(
@@ -88,40 +88,13 @@ describe.runIf(HAVE)(
         derivedTar,
         ".",
       ]);
-      run("umoci", ["init", "--layout", layout]);
-      run("umoci", ["new", "--image", `${layout}:img`]);
-      for (const l of layers)
-        run("umoci", [
-          "raw",
-          "add-layer",
-          "--history.created",
-          CREATED,
-          "--image",
-          `${layout}:img`,
-          l.file,
-        ]);
-      run("umoci", [
-        "config",
-        "--image",
-        `${layout}:img`,
-        "--created",
-        CREATED,
-        "--config.label",
-        `ostree.final-diffid=${(layers[layers.length - 1] as { diffId: string }).diffId}`,
-        "--config.label",
-        `ostree.commit=${commit}`,
-        "--config.label",
-        "containers.bootc=1",
-      ]);
-      run("umoci", [
-        "raw",
-        "add-layer",
-        "--history.created",
-        CREATED,
-        "--image",
-        `${layout}:img`,
-        derivedTar,
-      ]);
+      packEncapsulatedImage({
+        layout,
+        tag: "img",
+        objectLayers: layers,
+        commit,
+        derived: { file: derivedTar },
+      });
     }, 180_000);
     afterAll(() => tmp.cleanup());
 
