@@ -20,6 +20,7 @@ import {
   tempDir,
 } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBuild } from "./run-build.js";
 
 const pexec = promisify(execFile);
 const pkg = resolve(import.meta.dirname, "..");
@@ -43,34 +44,7 @@ let out: string;
 const boots = new Map<string, Promise<{ log: string; durationMs: number }>>();
 
 /** Runs the CLI as the unprivileged user 65534 (nobody). */
-async function asNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await pexec(
-      "setpriv",
-      [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        join(pkg, "bin/imagemode-build.js"),
-        ...args,
-      ],
-      {
-        cwd: work.path,
-        env: { PATH: process.env.PATH, HOME: join(work.path, "home"), LC_ALL: "C.UTF-8" },
-        maxBuffer: 16 << 20,
-      },
-    );
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof x.code === "number" ? x.code : 1,
-      stdout: x.stdout ?? "",
-      stderr: x.stderr ?? "",
-    };
-  }
-}
+const asNobody = (args: string[]) => runBuild(work.path, args, 65534);
 
 beforeAll(async () => {
   for (const t of [

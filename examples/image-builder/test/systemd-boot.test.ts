@@ -18,38 +18,15 @@ import {
   tempDir,
 } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBuild } from "./run-build.js";
 
 const pexec = promisify(execFile);
 const pkg = resolve(import.meta.dirname, "..");
-const cli = join(pkg, "bin/imagemode-build.js");
 
 let work: TempDir;
 let src: string;
 
-async function run(
-  args: string[],
-  as?: number,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const argv = as === undefined ? [cli, ...args] : [];
-  const cmd = as === undefined ? process.execPath : "setpriv";
-  if (as !== undefined)
-    argv.push(`--reuid=${as}`, `--regid=${as}`, "--clear-groups", process.execPath, cli, ...args);
-  try {
-    const r = await pexec(cmd, argv, {
-      cwd: work.path,
-      env: { PATH: process.env.PATH, HOME: join(work.path, "home"), LC_ALL: "C.UTF-8" },
-      maxBuffer: 16 << 20,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof x.code === "number" ? x.code : 1,
-      stdout: x.stdout ?? "",
-      stderr: x.stderr ?? "",
-    };
-  }
-}
+const run = (args: string[], as?: number) => runBuild(work.path, args, as);
 
 /** `bootctl list` and `status` on copies of two directories mounted as tmpfs (user+mount namespace). */
 async function bootctl(esp: string, boot: string): Promise<{ list: string; status: string }> {

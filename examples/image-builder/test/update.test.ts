@@ -17,6 +17,7 @@ import {
   tempDir,
 } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBuild } from "./run-build.js";
 
 const pexec = promisify(execFile);
 const pkg = resolve(import.meta.dirname, "..");
@@ -26,30 +27,8 @@ let fixture: NodeFixtureImage;
 let build: { code: number; stdout: string; stderr: string };
 let disk: string;
 
-async function asNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await pexec(
-      "setpriv",
-      [
-        ...["--reuid=65534", "--regid=65534", "--clear-groups"],
-        ...[process.execPath, join(pkg, "bin/imagemode-build.js"), ...args],
-      ],
-      {
-        cwd: work.path,
-        env: { PATH: process.env.PATH, HOME: join(work.path, "home") },
-        maxBuffer: 16 << 20,
-      },
-    );
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof x.code === "number" ? x.code : 1,
-      stdout: x.stdout ?? "",
-      stderr: x.stderr ?? "",
-    };
-  }
-}
+/** Runs the CLI as the unprivileged user 65534 (nobody). */
+const asNobody = (args: string[]) => runBuild(work.path, args, 65534);
 
 /** A job disk: an ext4 image (mkfs.ext4 -d, no root needed) with run.sh and optional files. */
 async function jobDisk(name: string, script: string, extra?: (dir: string) => Promise<void>) {
