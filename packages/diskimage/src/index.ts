@@ -66,6 +66,11 @@ export {
   type MbrTable,
 } from "./mbr.js";
 export { type Qcow2Options, type Qcow2Result, writeQcow2 } from "./outputs/qcow2.js";
+export {
+  Qcow2BlockSink,
+  type Qcow2FinishOptions,
+  type Qcow2SinkOptions,
+} from "./outputs/qcow2-sink.js";
 export { writeRaw } from "./outputs/raw.js";
 export { allocatedClusters, type RawSource } from "./outputs/source.js";
 export { encodeVhdFooter, type VhdOptions, vhdGeometry, writeVhd } from "./outputs/vhd.js";

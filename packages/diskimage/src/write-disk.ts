@@ -14,6 +14,7 @@ import { type BlockSink, type Extent, FileBlockSink, offsetSink } from "./block-
 import { writeExt4 } from "./ext4/writer.js";
 import type { DiskLayout, PlannedPartition } from "./layout.js";
 import { writeQcow2 } from "./outputs/qcow2.js";
+import { Qcow2BlockSink } from "./outputs/qcow2-sink.js";
 import type { RawSource } from "./outputs/source.js";
 import { writeVhd } from "./outputs/vhd.js";
 import { writeVmdk } from "./outputs/vmdk.js";
@@ -155,9 +156,11 @@ async function writeRawContent(
 
 /**
  * Writes a disk image from a planned layout (see `planLayout`/`defaultLayout`): the partition table,
- * then each partition's content through a window of the disk sink, into a sparse staging file next
- * to the output; then converts it (qcow2, vmdk, vhd) reading only the written extents, and renames
- * the result into place. Nothing outside `output` (and its staging files, removed on failure) is
+ * then each partition's content through a window of the disk sink, and renames the result into
+ * place. Raw: a sparse file (holes where nothing was written). Uncompressed qcow2: written
+ * directly by a {@link Qcow2BlockSink} (host clusters allocated on first write, tables at the
+ * end). Compressed qcow2, vmdk and vhd: a sparse raw staging file next to the output (or in
+ * `tmpDir`), then converted reading only the written extents. Nothing outside `output` (and its staging files, removed on failure) is
  * written. Progress: `disk.write` (start/step per partition/done), the filesystem writers' own
  * tasks (`disk.vfat`, `disk.ext4`, `disk.xfs`) and the converter's (`disk.qcow2`, `disk.vmdk`, `disk.vhd`).
  */
@@ -210,9 +213,14 @@ export async function writeDisk(
     options.rawWrites ?? [],
     work.map(([name]) => byName.get(name)!),
   );
-  let sink: FileBlockSink | undefined;
+  // uncompressed qcow2 is written directly (no staging file, no conversion pass); compressed
+  // qcow2, vmdk and vhd are converted from a sparse raw staging file
+  const direct = format === "qcow2" && !options.compress;
+  let sink: FileBlockSink | Qcow2BlockSink | undefined;
   try {
-    sink = await FileBlockSink.create(staging, layout.size);
+    sink = direct
+      ? await Qcow2BlockSink.create(converted, layout.size)
+      : await FileBlockSink.create(staging, layout.size);
     onProgress?.({
       type: "start",
       task: "disk.write",
@@ -281,34 +289,41 @@ export async function writeDisk(
       });
       await writeRawWrites(rawPlan, sink, signal);
     }
-    // the staging file is the output only for raw; converted formats fsync their own file, and
-    // the staging file is removed unread by anyone else (flushing it would write it to disk twice)
-    if (format === "raw") await sink.sync();
-    await sink.close();
-    const src: RawSource = { path: staging, size: layout.size, extents: sink.written.extents() };
+    const extents = sink.written.extents();
     const dataBytes = sink.written.bytes;
     let fileSize = layout.size;
     const co = { ...(signal ? { signal } : {}), ...(onProgress ? { onProgress } : {}) };
-    if (format === "raw") {
-      await fsp.rename(staging, options.output);
-    } else {
-      if (format === "qcow2")
-        fileSize = (
-          await writeQcow2(src, converted, {
-            ...co,
-            ...(options.compress ? { compress: true } : {}),
-          })
-        ).fileSize;
-      else if (format === "vmdk") fileSize = (await writeVmdk(src, converted, co)).fileSize;
-      else
-        fileSize = (
-          await writeVhd(src, converted, {
-            ...co,
-            uniqueId: layout.table === "gpt" ? layout.diskId : undefined,
-          })
-        ).fileSize;
+    if (sink instanceof Qcow2BlockSink) {
+      fileSize = (await sink.finish(co)).fileSize;
       await fsp.rename(converted, options.output);
-      await fsp.rm(staging, { force: true });
+    } else {
+      // the staging file is the output only for raw; converted formats fsync their own file,
+      // and the staging file is removed unread by anyone else (flushing it would write it to
+      // disk twice)
+      if (format === "raw") await sink.sync();
+      await sink.close();
+      const src: RawSource = { path: staging, size: layout.size, extents };
+      if (format === "raw") {
+        await fsp.rename(staging, options.output);
+      } else {
+        if (format === "qcow2")
+          fileSize = (
+            await writeQcow2(src, converted, {
+              ...co,
+              ...(options.compress ? { compress: true } : {}),
+            })
+          ).fileSize;
+        else if (format === "vmdk") fileSize = (await writeVmdk(src, converted, co)).fileSize;
+        else
+          fileSize = (
+            await writeVhd(src, converted, {
+              ...co,
+              uniqueId: layout.table === "gpt" ? layout.diskId : undefined,
+            })
+          ).fileSize;
+        await fsp.rename(converted, options.output);
+        await fsp.rm(staging, { force: true });
+      }
     }
     onProgress?.({ type: "done", task: "disk.write", bytes: fileSize });
     return {
@@ -317,7 +332,7 @@ export async function writeDisk(
       size: layout.size,
       dataBytes,
       fileSize,
-      extents: src.extents as Extent[],
+      extents,
       partitions: work.map(([name, c]) => ({
         name,
         fs: c.fs,

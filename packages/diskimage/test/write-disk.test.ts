@@ -288,4 +288,84 @@ describe("writeDisk", () => {
       expect(none.partitions).toEqual([]);
     });
   });
+
+  it("qcow2 is written directly (no staging file): identical to the raw build of the same contents; compress still converts", async () => {
+    await withTemp(async (dir) => {
+      const layout = planLayout({
+        size: 200 * MiB + 64 * 1024,
+        seed: "direct-qcow2",
+        partitions: [
+          { name: "bios", type: "bios-boot", size: MiB },
+          { name: "esp", type: "esp", size: 40 * MiB, fs: "vfat", fsLabel: "ESP" },
+          { name: "blob", type: "linux", size: 2 * MiB, fs: "raw" },
+          { name: "root", type: "linux", size: "fill", fs: "ext4", fsLabel: "root" },
+        ],
+      });
+      const tree = () =>
+        memTree([
+          { path: "etc", type: "dir" },
+          { path: "etc/big", type: "file", data: bytesOf(3, 5 * MiB + 333) },
+          { path: "etc/zeros", type: "file", data: new Uint8Array(MiB) },
+          { path: "etc/small", type: "file", data: bytesOf(4, 100) },
+        ]);
+      const contents = () => ({
+        esp: { fs: "vfat" as const, tree: tree() },
+        blob: { fs: "raw" as const, bytes: bytesOf(8, MiB + 7) },
+        root: { fs: "ext4" as const, tree: tree() },
+      });
+      const rawWrites = [
+        { offset: layout.partitions[0]!.offset, data: bytesOf(9, 60_000), description: "core" },
+      ];
+      const sub = join(dir, "out");
+      await mkdir(sub);
+      const raw = await writeDisk(layout, contents(), {
+        output: join(sub, "d.raw"),
+        rawWrites,
+      });
+      const events: ProgressEvent[] = [];
+      const q = await writeDisk(layout, contents(), {
+        output: join(sub, "d.qcow2"),
+        format: "qcow2",
+        rawWrites,
+        tmpDir: dir,
+        onProgress: (e) => events.push(e),
+      });
+      // no staging raw file was made, not even in tmpDir
+      expect((await readdir(dir)).sort()).toEqual(["out"]);
+      const qcowEvents = events.filter((e) => e.task === "disk.qcow2").map((e) => e.type);
+      expect(qcowEvents).toEqual(["start", "done"]); // the tables at the end, no copy pass
+      const z = await writeDisk(layout, contents(), {
+        output: join(sub, "z.qcow2"),
+        format: "qcow2",
+        compress: true,
+        rawWrites,
+      });
+      expect(q.extents).toEqual(raw.extents);
+      expect(q.dataBytes).toBe(raw.dataBytes);
+      expect(z.extents).toEqual(raw.extents);
+      expect(q.fileSize).toBe((await stat(join(sub, "d.qcow2"))).size);
+      expect(z.fileSize).toBeLessThan(q.fileSize);
+      for (const f of ["d.qcow2", "z.qcow2"]) {
+        const check = await run("qemu-img", ["check", join(sub, f)]);
+        expect(check.code, check.stdout + check.stderr).toBe(0);
+        expect(check.stdout).toMatch(/No errors were found/);
+        const cmp = await run("qemu-img", [
+          "compare",
+          "-f",
+          "raw",
+          "-F",
+          "qcow2",
+          join(sub, "d.raw"),
+          join(sub, f),
+        ]);
+        expect(cmp.stdout, cmp.stderr).toMatch(/Images are identical/);
+      }
+      // the compressed image really is compressed (qemu-img map: no plain data offsets for it)
+      const map = JSON.parse(
+        (await run("qemu-img", ["map", "--output=json", join(sub, "z.qcow2")])).stdout,
+      ) as { data: boolean; offset?: number }[];
+      expect(map.some((m) => m.data && m.offset === undefined)).toBe(true);
+      expect((await readdir(sub)).sort()).toEqual(["d.qcow2", "d.raw", "z.qcow2"]);
+    });
+  });
 });

@@ -2,6 +2,7 @@ import * as fsp from "node:fs/promises";
 import { promisify } from "node:util";
 import { deflateRaw } from "node:zlib";
 import { type OpOptions, throwIfAborted, toImageModeError } from "@imagemode/core";
+import { QCOW2_COMPRESSED, QCOW2_COPIED, writeQcow2Tables } from "./qcow2-tables.js";
 import { Appender, clusterRuns, isZero, RawReader, type RawSource } from "./source.js";
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -25,10 +26,10 @@ export interface Qcow2Result {
   fileSize: number;
 }
 
-const COPIED = 1n << 63n;
+const COPIED = QCOW2_COPIED;
+const COMPRESSED = QCOW2_COMPRESSED;
 /** Clusters per synchronous read in the uncompressed copy loop. */
 const SYNC_RUN = 32;
-const COMPRESSED = 1n << 62n;
 
 /**
  * Converts a raw disk into a qcow2 (version 3) image, streaming: the header cluster first, then
@@ -48,9 +49,6 @@ export async function writeQcow2(
   const op = "diskimage.qcow2";
   const bits = options.clusterBits ?? 16;
   const cs = 2 ** bits;
-  const l2Entries = cs / 8;
-  const guestClusters = Math.ceil(src.size / cs);
-  const l1Size = Math.ceil(guestClusters / l2Entries);
   const x = 62 - (bits - 8); // compressed descriptor: offset in bits 0..x-1, sectors in x..61
   const reader = await RawReader.open(src);
   let fh: fsp.FileHandle | undefined;
@@ -220,77 +218,13 @@ export async function writeQcow2(
       if (writeError) throw writeError;
     }
     await reader.close();
-    out.pos = Math.ceil(out.pos / cs) * cs;
-    // L2 tables
-    const l1 = Buffer.alloc(Math.max(8, l1Size * 8));
-    const l2Table = Buffer.alloc(cs);
-    for (let t = 0; t < l1Size; t++) {
-      let any = false;
-      l2Table.fill(0);
-      for (let i = 0; i < l2Entries; i++) {
-        const e = l2.get(t * l2Entries + i);
-        if (e !== undefined) {
-          l2Table.writeBigUInt64BE(e, i * 8);
-          any = true;
-        }
-      }
-      if (!any) continue;
-      const at = await out.append(l2Table);
-      refcounts.set(at / cs, 1);
-      l1.writeBigUInt64BE(COPIED | BigInt(at), t * 8);
-    }
-    // L1 table
-    const l1Clusters = Math.ceil(l1.length / cs);
-    const l1Offset = out.pos;
-    const l1Padded = Buffer.alloc(l1Clusters * cs);
-    l1.copy(l1Padded);
-    await out.append(l1Padded);
-    for (let i = 0; i < l1Clusters; i++) refcounts.set(l1Offset / cs + i, 1);
-    // refcount blocks and table, sized to cover themselves
-    const rbEntries = cs / 2;
-    const firstMeta = out.pos / cs;
-    let rbCount = 0;
-    let rtClusters = 0;
-    for (;;) {
-      const totalClusters = firstMeta + rtClusters + rbCount;
-      const needRb = Math.ceil(totalClusters / rbEntries);
-      const needRt = Math.ceil((needRb * 8) / cs);
-      if (needRb === rbCount && needRt === rtClusters) break;
-      rbCount = needRb;
-      rtClusters = needRt;
-    }
-    const rtOffset = firstMeta * cs;
-    const rbOffset = rtOffset + rtClusters * cs;
-    for (let i = 0; i < rtClusters + rbCount; i++) refcounts.set(firstMeta + i, 1);
-    const rt = Buffer.alloc(rtClusters * cs);
-    for (let i = 0; i < rbCount; i++) rt.writeBigUInt64BE(BigInt(rbOffset + i * cs), i * 8);
-    await out.writeAt(rtOffset, rt);
-    const rb = Buffer.alloc(cs);
-    for (let b = 0; b < rbCount; b++) {
-      rb.fill(0);
-      for (let i = 0; i < rbEntries; i++) {
-        const r = refcounts.get(b * rbEntries + i);
-        if (r) rb.writeUInt16BE(r, i * 2);
-      }
-      await out.writeAt(rbOffset + b * cs, rb);
-    }
-    const fileSize = rbOffset + rbCount * cs;
-    // header
-    const h = Buffer.alloc(cs);
-    h.write("QFI\xfb", 0, "latin1");
-    h.writeUInt32BE(3, 4);
-    h.writeUInt32BE(bits, 20);
-    h.writeBigUInt64BE(BigInt(src.size), 24);
-    h.writeUInt32BE(l1Size, 36);
-    h.writeBigUInt64BE(BigInt(l1Offset), 40);
-    h.writeBigUInt64BE(BigInt(rtOffset), 48);
-    h.writeUInt32BE(rtClusters, 56);
-    h.writeUInt32BE(4, 96); // refcount_order: 16-bit refcounts
-    h.writeUInt32BE(112, 100); // header_length (with compression_type + padding)
-    h[104] = 0; // compression type zlib; header extensions end at 112 (zeros)
-    await out.writeAt(0, h);
-    await fh.truncate(fileSize);
-    if (options.durable ?? true) await fh.sync();
+    const fileSize = await writeQcow2Tables(fh, out, {
+      size: src.size,
+      bits,
+      entry: (c) => l2.get(c),
+      refcount: (c) => refcounts.get(c) ?? 0,
+      durable: options.durable ?? true,
+    });
     onProgress?.({ type: "done", task: "disk.qcow2", bytes: fileSize });
     return { dataClusters, compressedClusters, fileSize };
   } catch (e) {
