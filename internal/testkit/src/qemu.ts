@@ -122,7 +122,7 @@ class SerialTail {
 
 async function runQemu(
   args: string[],
-  options: BootCommonOptions,
+  options: BootCommonOptions & { persist?: boolean },
   what: string,
 ): Promise<Omit<BootResult, "retries">> {
   requireTool("qemu-system-x86_64");
@@ -252,6 +252,16 @@ async function runQemu(
         break;
       }
       await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
+    }
+    if (!verdict && options.persist && exitStatus === undefined) {
+      // The marker came while the guest runs; the fixture's init still has `sync; poweroff -f`
+      // to do. Stopping QEMU now could drop the guest's last writes, and with `persist` the next
+      // boot would see a half-written disk: let the guest power off (within the deadline).
+      const grace = Math.max(0, Math.min(deadline - Date.now(), 120_000));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, grace)))]);
+      clearTimeout(timer);
+      consume(await serial.read());
     }
   } finally {
     if (pending && options.onConsole) options.onConsole(pending);
