@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 // Benchmark: a whole bootc-image-builder-style disk (GPT, 10 GiB: BIOS boot, ESP vfat, /boot ext4,
 // root ext4 holding a ~1 GB tree of real files) built by the BUILT @imagemode/diskimage `writeDisk`
-// vs the usual pipeline (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d + dd), then qcow2 conversion ours
-// (the `disk.qcow2` stage of `writeDisk(..., { format: "qcow2" })`, which reads only the written
-// extents) vs `qemu-img convert -O qcow2` of the same raw disk (which finds holes with SEEK_DATA), side by side in one run (medians, ratios, peak RSS).
-//   pnpm --filter "@imagemode/diskimage..." build && node bench/diskimage.bench.mjs [--runs 3] [--src /usr/share --src /usr/bin]
+// vs the usual pipeline (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d + dd), and qcow2 side by side in
+// one run (medians, ratios, peak RSS, load average):
+//  (a) the cost of producing the qcow2: [our build straight to qcow2 (the direct qcow2 sink)] −
+//      [our build to raw], paired per round with the two builds in alternating order, vs
+//      `qemu-img convert -O qcow2` of our raw disk (the peer's conversion);
+//  (b) our whole build straight to qcow2 vs the pipeline + `qemu-img convert` of its raw disk;
+//  (c) the converters alone on the same finished raw disk (alternating): `writeQcow2` vs qemu-img.
+//   pnpm --filter "@imagemode/diskimage..." build && flock /tmp/imagemode-bench.lock node bench/diskimage.bench.mjs [--runs 3] [--src /usr/share --src /usr/bin]
 // The tree is copied once into a temp dir so both sides read the same files from the page cache.
 // Both sides give every ext4 an empty journal of mke2fs's default size (mkfs.ext4's default, our
-// writer's default since session 2); mkfs.ext4 runs with `-E root_owner=0:0`.
+// writer's default since session 2); mkfs.ext4 runs with `-E root_owner=0:0`. Our raw build
+// fsyncs the raw disk, our qcow2 build fsyncs the qcow2; qemu-img convert does not fsync (its
+// output is also timed with `sync -d`). Every timed step starts after a `sync` (no writeback of
+// earlier steps pending).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -44,8 +51,8 @@ if (args[0] === "--child") {
   const t0 = performance.now();
   const layout = defaultLayout({ seed: SEED });
   const own = { owner: { uid: 0, gid: 0 }, includeRoot: true };
-  // mode "raw" or "qcow2": the qcow2 stage is timed from its own progress events (start → done);
-  // it reads only the extents the filesystem writers wrote (the sink's map), never the holes
+  // mode "raw" or "qcow2" (written directly by the qcow2 sink; its `disk.qcow2` stage, timed from
+  // its progress events, is only the tables written at the end)
   let qStart = 0;
   let qMs = 0;
   const r = await writeDisk(
@@ -201,75 +208,115 @@ function pipeline(disk) {
   return { ms: performance.now() - t0, rss };
 }
 
+// (a′) the sinks alone, without the filesystem writers (whose run-to-run noise is larger than the
+// cost being measured): an ext4-like write pattern — 1 GiB of 1 MiB data writes, a 4 KiB
+// metadata write every 16 MiB elsewhere, a 1 MiB zero write every 32 MiB over holes — into a
+// 10 GiB FileBlockSink (+ fsync) and into a Qcow2BlockSink (+ finish: tables, fsync)
+const { FileBlockSink, Qcow2BlockSink } = await import("@imagemode/diskimage");
+const replayData = Buffer.alloc(MiB);
+for (let i = 0; i < MiB; i++) replayData[i] = (i * 131 + 7) & 255;
+async function replay(sink) {
+  const meta = Buffer.alloc(4096, 1);
+  const zeros = Buffer.alloc(MiB);
+  for (let i = 0; i < 1024; i++) {
+    await sink.write(1536 * MiB + i * MiB, replayData);
+    if (i % 16 === 0) await sink.write(5632 * MiB + i * 131072, meta);
+    if (i % 32 === 0) await sink.write(7536 * MiB + i * MiB, zeros);
+  }
+}
+async function sinkRound(mode, path) {
+  rmSync(path, { force: true });
+  const t = performance.now();
+  if (mode === "raw") {
+    const k = await FileBlockSink.create(path, layout.size);
+    await replay(k);
+    await k.sync();
+    await k.close();
+  } else {
+    const k = await Qcow2BlockSink.create(path, layout.size);
+    await replay(k);
+    await k.finish();
+  }
+  return performance.now() - t;
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const r = {
-  ours: [],
+  raw: [],
+  q: [],
+  cost: [],
+  rawRss: 0,
+  qRss: 0,
+  qTables: [],
+  qSize: 0,
+  peerConv: [],
+  peerConvSync: [],
+  peerConvRss: 0,
+  peerSize: 0,
   theirs: [],
-  oursRss: 0,
+  theirsQ: [],
   theirsRss: 0,
-  qOurs: [],
-  qTheirs: [],
-  qOursRss: 0,
-  qTheirsRss: 0,
-  qOursSize: 0,
-  qTheirsSize: 0,
-  qTotal: [],
-  qTheirsSync: [],
-  qSyncOnly: [],
   cOurs: [],
   cTheirs: [],
   cOursSync: [],
   cTheirsSync: [],
   cOursRss: 0,
+  sRaw: [],
+  sQ: [],
+  sCost: [],
+  sPeer: [],
+  load: [],
 };
+// every timed step starts with no dirty pages of earlier steps still being written back (their
+// writeback would otherwise land on whichever step runs next, and each fsync waits for it)
+const quiesce = () => sh("sync", []);
+const la = () => loadavg()[0].toFixed(1);
 for (let i = 0; i < RUNS; i++) {
+  const load0 = la();
   const a = join(work, "ours.raw");
-  rmSync(a, { force: true });
-  const o = JSON.parse(sh(process.execPath, [self, "--child", "raw", work, a]).stdout);
-  r.ours.push(o.ms);
-  r.oursRss = Math.max(r.oursRss, o.maxRssKiB);
+  const qa = join(work, "ours.qcow2");
+  const qb = join(work, "theirs.qcow2");
+  for (const f of [a, qa, qb]) rmSync(f, { force: true });
+  // (a) our two builds, alternating which goes first
+  const builds = {};
+  const order = i % 2 === 0 ? ["raw", "qcow2"] : ["qcow2", "raw"];
+  for (const mode of order) {
+    quiesce();
+    builds[mode] = JSON.parse(
+      sh(process.execPath, [self, "--child", mode, work, mode === "raw" ? a : qa]).stdout,
+    );
+  }
+  r.raw.push(builds.raw.ms);
+  r.q.push(builds.qcow2.ms);
+  r.cost.push(builds.qcow2.ms - builds.raw.ms);
+  r.rawRss = Math.max(r.rawRss, builds.raw.maxRssKiB);
+  r.qRss = Math.max(r.qRss, builds.qcow2.maxRssKiB);
+  r.qTables.push(builds.qcow2.qMs);
+  r.qSize = statSync(qa).size;
   if (i === 0) {
     const v = sh("sgdisk", ["-v", a]).stdout;
     if (!v.includes("No problems found")) throw new Error(`sgdisk -v on our disk: ${v}`);
-  }
-  const b = join(work, "theirs.raw");
-  rmSync(b, { force: true });
-  const t = pipeline(b);
-  r.theirs.push(t.ms);
-  r.theirsRss = Math.max(r.theirsRss, t.rss);
-  rmSync(b, { force: true });
-
-  // qcow2 of the same raw disk (ours)
-  const qa = join(work, "ours.qcow2");
-  const qb = join(work, "theirs.qcow2");
-  rmSync(qa, { force: true });
-  rmSync(qb, { force: true });
-  const q = JSON.parse(sh(process.execPath, [self, "--child", "qcow2", work, qa]).stdout);
-  r.qOurs.push(q.qMs);
-  r.qTotal.push(q.ms);
-  r.qOursRss = Math.max(r.qOursRss, q.maxRssKiB);
-  r.qOursSize = statSync(qa).size;
-  const t1 = performance.now();
-  r.qTheirsRss = Math.max(r.qTheirsRss, timed("qemu-img", ["convert", "-O", "qcow2", a, qb]));
-  r.qTheirs.push(performance.now() - t1);
-  // writeDisk fsyncs its output before the rename; qemu-img convert does not: time that too
-  const t2 = performance.now();
-  sh("sync", ["-d", qb]);
-  r.qTheirsSync.push(performance.now() - t1);
-  r.qSyncOnly.push(performance.now() - t2);
-  r.qTheirsSize = statSync(qb).size;
-  if (i === 0) {
     const c = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", a, qa], {
       encoding: "utf8",
     });
     if (c.status !== 0) throw new Error(`qemu-img compare: ${c.stdout}${c.stderr}`);
+    sh("qemu-img", ["check", qa]);
   }
-  // the converters alone on the same finished raw disk, in alternating order: ours fsyncs
+  // the peer's conversion of our raw disk
+  quiesce();
+  const t1 = performance.now();
+  r.peerConvRss = Math.max(r.peerConvRss, timed("qemu-img", ["convert", "-O", "qcow2", a, qb]));
+  r.peerConv.push(performance.now() - t1);
+  sh("sync", ["-d", qb]);
+  r.peerConvSync.push(performance.now() - t1);
+  r.peerSize = statSync(qb).size;
+  // (c) the converters alone on the same finished raw disk, in alternating order: ours fsyncs
   // (durable) or not, qemu-img's output is synced with `sync -d` or not
   for (const durable of [false, true]) {
     const pair = [
       () => {
         rmSync(qa, { force: true });
+        quiesce();
         const c = JSON.parse(
           sh(process.execPath, [self, "--convert", a, qa, durable ? "1" : "0"]).stdout,
         );
@@ -278,6 +325,7 @@ for (let i = 0; i < RUNS; i++) {
       },
       () => {
         rmSync(qb, { force: true });
+        quiesce();
         const t = performance.now();
         sh("qemu-img", ["convert", "-O", "qcow2", a, qb]);
         if (durable) sh("sync", ["-d", qb]);
@@ -287,28 +335,69 @@ for (let i = 0; i < RUNS; i++) {
     if (i % 2 === 1) pair.reverse();
     for (const f of pair) f();
   }
-  rmSync(qa, { force: true });
-  rmSync(qb, { force: true });
-  rmSync(`${a}.extents.json`, { force: true });
-  rmSync(a, { force: true });
+  for (const f of [a, qa, qb, `${a}.extents.json`]) rmSync(f, { force: true });
+  // (a′) the sinks alone, alternating, then qemu-img convert of the replayed raw disk
+  const sk = {};
+  for (const mode of order) {
+    quiesce();
+    sk[mode] = await sinkRound(mode, mode === "raw" ? a : qa);
+  }
+  r.sRaw.push(sk.raw);
+  r.sQ.push(sk.qcow2);
+  r.sCost.push(sk.qcow2 - sk.raw);
+  if (i === 0) {
+    const c = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", a, qa], {
+      encoding: "utf8",
+    });
+    if (c.status !== 0) throw new Error(`qemu-img compare (sinks): ${c.stdout}${c.stderr}`);
+  }
+  // the peer gets the faster of two runs (its first run after the fsync'd replay is often slower)
+  let peerBest = Number.POSITIVE_INFINITY;
+  for (let k = 0; k < 2; k++) {
+    rmSync(qb, { force: true });
+    quiesce();
+    const t4 = performance.now();
+    sh("qemu-img", ["convert", "-O", "qcow2", a, qb]);
+    peerBest = Math.min(peerBest, performance.now() - t4);
+  }
+  r.sPeer.push(peerBest);
+  for (const f of [a, qa, qb]) rmSync(f, { force: true });
+  // (b) the pipeline, then qemu-img convert of its raw disk
+  const b = join(work, "theirs.raw");
+  rmSync(b, { force: true });
+  quiesce();
+  const t = pipeline(b);
+  const t3 = performance.now();
+  sh("qemu-img", ["convert", "-O", "qcow2", b, qb]);
+  r.theirs.push(t.ms);
+  r.theirsQ.push(t.ms + performance.now() - t3);
+  r.theirsRss = Math.max(r.theirsRss, t.rss);
+  for (const f of [b, qb]) rmSync(f, { force: true });
+  r.load.push(`${load0}→${la()}`);
   console.error(
-    `run ${i + 1}: disk ours ${(o.ms / 1000).toFixed(2)} s, peer ${(t.ms / 1000).toFixed(2)} s; qcow2 ours ${(q.qMs / 1000).toFixed(2)} s, peer ${(r.qTheirs.at(-1) / 1000).toFixed(2)} s`,
+    `run ${i + 1} (${order.join(" then ")}, load ${r.load.at(-1)}): raw ${(builds.raw.ms / 1000).toFixed(2)} s, qcow2 ${(builds.qcow2.ms / 1000).toFixed(2)} s, cost ${(r.cost.at(-1) / 1000).toFixed(2)} s vs qemu-img ${(r.peerConv.at(-1) / 1000).toFixed(2)} s; pipeline ${(t.ms / 1000).toFixed(2)} s`,
   );
 }
 
 const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const mb = (kib) => `${(kib / 1024).toFixed(0)} MB`;
-console.log(`## diskimage: whole disk and qcow2 (${RUNS} runs each, medians)
+const list = (xs) => xs.map((x) => (x / 1000).toFixed(2)).join(", ");
+const ratio = (x, y) => (x / y).toFixed(2);
+const costMed = median(r.cost);
+const costOfMedians = median(r.q) - median(r.raw);
+console.log(`## diskimage: whole disk and qcow2 (${RUNS} rounds, medians)
 
 Tree: ${SOURCES.join(" + ")} — ${(treeBytes / MiB).toFixed(0)} MiB, ${files} entries; disk: bootc-image-builder's default 10 GiB GPT (BIOS boot, ESP vfat, /boot ext4, root ext4).
-Machine: ${sh("nproc", []).stdout.trim()} cores, Node ${process.version}.
+Machine: ${sh("nproc", []).stdout.trim()} cores, Node ${process.version}; 1-minute load average per round (start→end): ${r.load.join(", ")}.
 
 | task | ours | peer | ratio (ours/peer) | peak RSS ours | peak RSS peer |
 |---|---|---|---|---|---|
-| raw disk build | ${s(median(r.ours))} | ${s(median(r.theirs))} (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d ×2 + dd ×3) | ${(median(r.ours) / median(r.theirs)).toFixed(2)} | ${mb(r.oursRss)} | ${mb(r.theirsRss)} (largest step) |
-| raw → qcow2, converters alone on the same raw disk (alternating order), no fsync | ${s(median(r.cOurs))} \`writeQcow2(…, { durable: false })\` | ${s(median(r.cTheirs))} qemu-img convert | ${(median(r.cOurs) / median(r.cTheirs)).toFixed(2)} | ${mb(r.cOursRss)} (process) | ${mb(r.qTheirsRss)} |
-| raw → qcow2, converters alone, durable | ${s(median(r.cOursSync))} \`writeQcow2\` (fsync) | ${s(median(r.cTheirsSync))} qemu-img convert + \`sync -d\` | ${(median(r.cOursSync) / median(r.cTheirsSync)).toFixed(2)} | | |
-| qcow2 stage inside \`writeDisk(…, { format: "qcow2" })\` (right after the filesystems, fsync) | ${s(median(r.qOurs))} (${(r.qOursSize / MiB).toFixed(0)} MiB; whole build to qcow2 ${s(median(r.qTotal))}) | ${s(median(r.qTheirs))} qemu-img convert of the finished raw disk (${(r.qTheirsSize / MiB).toFixed(0)} MiB); + \`sync -d\` ${s(median(r.qTheirsSync))} | ${(median(r.qOurs) / median(r.qTheirs)).toFixed(2)} / ${(median(r.qOurs) / median(r.qTheirsSync)).toFixed(2)} | ${mb(r.qOursRss)} (whole build) | |
+| (a) cost of producing the qcow2: [build to qcow2] − [build to raw], paired per round | ${s(costMed)} (difference of medians ${s(costOfMedians)}; tables + fsync at close ${s(median(r.qTables))}) | ${s(median(r.peerConv))} \`qemu-img convert -O qcow2\` of our raw disk; + \`sync -d\` ${s(median(r.peerConvSync))} | **${ratio(costMed, median(r.peerConv))}** / ${ratio(costMed, median(r.peerConvSync))} | | ${mb(r.peerConvRss)} |
+| (a′) the same, sinks alone: [replay into \`Qcow2BlockSink\` + finish] − [replay into \`FileBlockSink\` + fsync], paired, alternating (1 GiB of ext4-like writes) | ${s(median(r.sCost))} (raw ${s(median(r.sRaw))}, qcow2 ${s(median(r.sQ))}) | ${s(median(r.sPeer))} \`qemu-img convert -O qcow2\` of the replayed raw disk (faster of two runs) | **${ratio(median(r.sCost), median(r.sPeer))}** | | |
+| (b) whole build to qcow2 | ${s(median(r.q))} \`writeDisk(…, { format: "qcow2" })\` (${(r.qSize / MiB).toFixed(0)} MiB) | ${s(median(r.theirsQ))} pipeline + \`qemu-img convert\` (${(r.peerSize / MiB).toFixed(0)} MiB from our raw) | **${ratio(median(r.q), median(r.theirsQ))}** | ${mb(r.qRss)} | ${mb(r.theirsRss)} (largest step) |
+| raw disk build | ${s(median(r.raw))} | ${s(median(r.theirs))} (sgdisk + mkfs.vfat/mcopy + mkfs.ext4 -d ×2 + dd ×3) | ${ratio(median(r.raw), median(r.theirs))} | ${mb(r.rawRss)} | ${mb(r.theirsRss)} (largest step) |
+| (c) raw → qcow2, converters alone on the same raw disk (alternating), no fsync | ${s(median(r.cOurs))} \`writeQcow2(…, { durable: false })\` | ${s(median(r.cTheirs))} qemu-img convert | ${ratio(median(r.cOurs), median(r.cTheirs))} | ${mb(r.cOursRss)} (process) | ${mb(r.peerConvRss)} |
+| (c) raw → qcow2, converters alone, durable | ${s(median(r.cOursSync))} \`writeQcow2\` (fsync) | ${s(median(r.cTheirsSync))} qemu-img convert + \`sync -d\` | ${ratio(median(r.cOursSync), median(r.cTheirsSync))} | | |
 
-Runs (s): disk ours ${r.ours.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.theirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; qcow2 stage ours ${r.qOurs.map((x) => (x / 1000).toFixed(2)).join(", ")}; peer ${r.qTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")}; converters alone ours ${r.cOurs.map((x) => (x / 1000).toFixed(2)).join(", ")} / durable ${r.cOursSync.map((x) => (x / 1000).toFixed(2)).join(", ")}; qemu-img ${r.cTheirs.map((x) => (x / 1000).toFixed(2)).join(", ")} / + sync ${r.cTheirsSync.map((x) => (x / 1000).toFixed(2)).join(", ")}.
+Rounds (s): build raw ${list(r.raw)}; build qcow2 ${list(r.q)}; cost ${list(r.cost)}; sinks alone raw ${list(r.sRaw)}, qcow2 ${list(r.sQ)}, cost ${list(r.sCost)}, qemu-img ${list(r.sPeer)}; qemu-img convert ${list(r.peerConv)} (+ sync ${list(r.peerConvSync)}); pipeline ${list(r.theirs)} (+ convert ${list(r.theirsQ)}); converters alone ours ${list(r.cOurs)} / durable ${list(r.cOursSync)}; qemu-img ${list(r.cTheirs)} / + sync ${list(r.cTheirsSync)}.
 `);

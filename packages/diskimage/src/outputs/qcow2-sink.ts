@@ -71,6 +71,9 @@ export class Qcow2BlockSink implements BlockSink {
       throw invalidArgument(`invalid disk size ${size}`, { op, data: { size } });
     try {
       const fh = await fsp.open(path, "w+");
+      // sized for every guest cluster up front, so data writes never extend the file (the last
+      // truncate of finish() sets the real size; measured: slightly faster fsync than appending)
+      await fh.truncate((Math.ceil(size / 2 ** bits) + 1) * 2 ** bits);
       return new Qcow2BlockSink(path, size, bits, fh);
     } catch (e) {
       throw toImageModeError(e, op, { path });
