@@ -86,14 +86,20 @@ const loadStart = loadavg()[0];
 async function compare(name, oursFn, theirsFn) {
   const o = [];
   const t = [];
+  // Each run starts with no dirty pages (`sync`, untimed): with fsync off, a run leaves up to a
+  // few hundred MB to write back, which would otherwise slow whichever side runs next.
+  const settled = async (fn) => {
+    sh("sync", []);
+    return fn();
+  };
   for (let i = 0; i < RUNS; i++) {
     // alternate the order so neither side always gets the warmer page cache
     if (i % 2 === 0) {
-      t.push(await theirsFn());
-      o.push(await oursFn());
+      t.push(await settled(theirsFn));
+      o.push(await settled(oursFn));
     } else {
-      o.push(await oursFn());
-      t.push(await theirsFn());
+      o.push(await settled(oursFn));
+      t.push(await settled(theirsFn));
     }
   }
   const om = median(o.map((x) => x.ms));
