@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { FileBlockSink } from "../src/block-sink.js";
+import { writeQcow2 } from "../src/outputs/qcow2.js";
 import { Qcow2BlockSink } from "../src/outputs/qcow2-sink.js";
 import { run, withTemp } from "./helpers/tools.js";
 import { bytesOf } from "./helpers/trees.js";
@@ -14,8 +15,8 @@ const CS = 64 * KiB;
 type Write = [offset: number, data: Uint8Array];
 
 /**
- * The same writes into a raw disk (FileBlockSink, the reference) and a direct qcow2; then the real
- * tools judge the qcow2: `qemu-img check` clean, `qemu-img compare` identical to the raw disk,
+ * The same writes into a raw disk (FileBlockSink, the reference) and a direct qcow2 (and the raw
+ * disk converted by writeQcow2); then the real tools judge the qcow2: `qemu-img check` clean, `qemu-img compare` identical to the raw disk,
  * `qemu-img info` sane. Both sinks must record the same written extents.
  */
 async function judge(dir: string, size: number, writes: Write[]) {
@@ -53,6 +54,14 @@ async function judge(dir: string, size: number, writes: Write[]) {
     "refcount-bits": 16,
     corrupt: false,
   });
+  // the converter on the same raw disk (zero clusters inside the written extents are left
+  // out there too): also clean and identical
+  const convPath = join(dir, "converted.qcow2");
+  await writeQcow2({ path: rawPath, size, extents: raw.written.extents() }, convPath);
+  const convCheck = await run("qemu-img", ["check", convPath]);
+  expect(convCheck.code, convCheck.stdout + convCheck.stderr).toBe(0);
+  const convCmp = await run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", rawPath, convPath]);
+  expect(convCmp.stdout, convCmp.stderr).toMatch(/Images are identical/);
   return { result, check: c, qPath };
 }
 
