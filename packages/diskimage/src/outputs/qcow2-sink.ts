@@ -37,6 +37,7 @@ const op = "diskimage.qcow2";
 export class Qcow2BlockSink implements BlockSink {
   /** Ranges that hold data, exactly as a `FileBlockSink` given the same writes records them. */
   readonly written = new ExtentMap();
+  /** The image file being written. */
   readonly path: string;
   /** Virtual size of the disk. */
   readonly size: number;
@@ -85,6 +86,11 @@ export class Qcow2BlockSink implements BlockSink {
     return this.#dataClusters;
   }
 
+  /**
+   * Writes `data` at guest byte `offset`: into the host clusters of the guest clusters it
+   * touches, allocating (appending) one for a guest cluster that gets non-zero data for the first
+   * time. Zeros over never-written ranges are skipped.
+   */
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > this.size) {
       throw invalidArgument(
