@@ -77,9 +77,12 @@ const fresh = (mode) => {
   return p;
 };
 const clean = (p) => {
-  spawnSync("chattr", ["-R", "-i", p], { stdio: "ignore" });
-  rmSync(p, { recursive: true, force: true });
+  // Kept until the end: this machine's root file system is mounted with `discard`, so freeing a
+  // run's few hundred MB makes the next run's allocations wait for the TRIMs (measured: 1.5–2 s
+  // commits became 4–6 s, for both sides). Everything goes when the process exits.
+  kept.push(p);
 };
+const kept = [];
 
 const results = [];
 const loadStart = loadavg()[0];
