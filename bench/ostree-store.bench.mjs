@@ -9,7 +9,14 @@
 // /usr/share/doc, /usr/share/perl, /usr/share/zoneinfo — about 9.5k files.
 //   pnpm --filter @imagemode/ostree-store build && node bench/ostree-store.bench.mjs [--runs 3]
 import { spawnSync } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import {
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -84,6 +91,28 @@ const clean = (p) => {
 };
 const kept = [];
 
+/**
+ * Waits until no block device has done any I/O for a second (at most two minutes): files freed
+ * before this run (an earlier benchmark's clean-up) are TRIMmed on this discard-mounted file
+ * system for up to a minute after they are gone, and that would slow whichever side runs then.
+ */
+async function quietDisks() {
+  const ioTicks = () =>
+    readFileSync("/proc/diskstats", "utf8")
+      .split("\n")
+      .map((l) => Number(l.trim().split(/\s+/)[12] ?? 0))
+      .reduce((a, b) => a + b, 0);
+  const until = Date.now() + 120_000;
+  let last = ioTicks();
+  let quietSince = Date.now();
+  while (Date.now() < until && Date.now() - quietSince < 1000) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = ioTicks();
+    if (now !== last) quietSince = Date.now();
+    last = now;
+  }
+}
+
 const results = [];
 const loadStart = loadavg()[0];
 async function compare(name, oursFn, theirsFn) {
@@ -93,6 +122,7 @@ async function compare(name, oursFn, theirsFn) {
   // few hundred MB to write back, which would otherwise slow whichever side runs next.
   const settled = async (fn) => {
     sh("sync", []);
+    await quietDisks();
     return fn();
   };
   for (let i = 0; i < RUNS; i++) {
@@ -108,7 +138,14 @@ async function compare(name, oursFn, theirsFn) {
   const om = median(o.map((x) => x.ms));
   const tm = median(t.map((x) => x.ms));
   const same = o.every((x) => x.r === t[0].r) && t.every((x) => x.r === t[0].r);
-  results.push({ name, ours: om, theirs: tm, ratio: om / tm, same });
+  results.push({
+    name,
+    ours: om,
+    theirs: tm,
+    ratio: om / tm,
+    same,
+    runs: `ours ${o.map((x) => x.ms.toFixed(0)).join(", ")}; ostree ${t.map((x) => x.ms.toFixed(0)).join(", ")}`,
+  });
   console.error(
     `bench: ${name}: ours ${om.toFixed(0)} ms, ostree ${tm.toFixed(0)} ms${same ? "" : " (RESULTS DIFFER)"}`,
   );
@@ -242,6 +279,10 @@ const lines = [
     (r) =>
       `| ${r.name} | ${r.ours.toFixed(0)} | ${r.theirs.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.same ? "yes" : "NO"} |`,
   ),
+  "",
+  "Runs (ms, in order):",
+  "",
+  ...results.map((r) => `* ${r.name}: ${r.runs}`),
   "",
   `Peak RSS of the benchmark process (our side): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB.`,
   "",
