@@ -15,7 +15,7 @@ import {
 import { defaultLinkWorkers, type LinkBatch, LinkWorkers } from "./internal/checkout-workers.js";
 import { xattrModulePath, yieldToLoop } from "./internal/direct-io.js";
 import { splitPath } from "./mutable-tree.js";
-import { type DirMeta, decodeOstreeMeta, S_IFLNK, S_IFMT } from "./objects.js";
+import { type DirMeta, type DirTree, decodeOstreeMeta, S_IFLNK, S_IFMT } from "./objects.js";
 import { lookupPath } from "./read.js";
 import type { OstreeRepo } from "./repo.js";
 
@@ -284,6 +284,25 @@ export async function checkout(
     return true;
   };
 
+  /** Makes the subdirectories of `t` (in `dir`), fills each with `fill`, reports `dir` as done. */
+  const descend = async (
+    dir: string,
+    t: DirTree,
+    fill: (dir: string, tree: string) => Promise<void>,
+  ) => {
+    for (const d of t.dirs) {
+      const p = join(dir, d.name);
+      await makeDir(p, d.meta, false);
+      await fill(p, d.tree);
+    }
+    options.onProgress?.({
+      type: "step",
+      task: "ostree.checkout",
+      step: stats.files,
+      description: dir,
+    });
+  };
+
   // Large checkouts: helper threads place batches of files (whose directory exists) while this
   // thread walks and makes directories; it places a batch itself when every helper is busy.
   const helperCount =
@@ -350,18 +369,7 @@ export async function checkout(
         await foldHelperResults();
       }
     }
-    for (const d of t.dirs) {
-      const p = join(dir, d.name);
-      await makeDir(p, d.meta, false);
-      await walkDirect(p, d.tree);
-    }
-    if (options.onProgress)
-      options.onProgress({
-        type: "step",
-        task: "ostree.checkout",
-        step: stats.files,
-        description: dir,
-      });
+    await descend(dir, t, walkDirect);
   };
 
   const walk = async (dir: string, tree: string) => {
@@ -393,18 +401,7 @@ export async function checkout(
     const results = await Promise.allSettled(workers);
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    for (const d of t.dirs) {
-      const p = join(dir, d.name);
-      await makeDir(p, d.meta, false);
-      await walk(p, d.tree);
-    }
-    if (options.onProgress)
-      options.onProgress({
-        type: "step",
-        task: "ostree.checkout",
-        step: stats.files,
-        description: dir,
-      });
+    await descend(dir, t, walk);
   };
 
   try {

@@ -35,23 +35,27 @@ done`,
 });
 afterAll(async () => work?.cleanup());
 
+/** A repository made by `ostree init` holding `src` committed by `ostree commit`; its checksum. */
+async function ostreeRepoWithTree(repoPath: string, mode: string): Promise<string> {
+  await ostree([`--repo=${repoPath}`, "init", `--mode=${mode}`]);
+  const out = await ostree([
+    `--repo=${repoPath}`,
+    "commit",
+    "-b",
+    "main",
+    `--tree=dir=${P("src")}`,
+    "--no-xattrs",
+    "--timestamp=@1",
+    "--fsync=false",
+  ]);
+  return out.trim();
+}
+
 describe("large hard-link checkouts (helper threads)", () => {
   for (const mode of ["bare-user", "bare-user-only", "bare"] as const) {
     it(`${mode}: equals ostree checkout${mode === "bare" ? " -H" : " -U -H"}, with and without helpers`, async () => {
       const repoPath = P(`r-${mode}`);
-      await ostree([`--repo=${repoPath}`, "init", `--mode=${mode}`]);
-      const commit = (
-        await ostree([
-          `--repo=${repoPath}`,
-          "commit",
-          "-b",
-          "main",
-          `--tree=dir=${P("src")}`,
-          "--no-xattrs",
-          "--timestamp=@1",
-          "--fsync=false",
-        ])
-      ).trim();
+      const commit = await ostreeRepoWithTree(repoPath, mode);
       const user = mode !== "bare";
       await ostree([
         `--repo=${repoPath}`,
@@ -77,23 +81,11 @@ describe("large hard-link checkouts (helper threads)", () => {
 
   it("a missing object in a helper's batch is a typed error, and nothing runs after it returns", async () => {
     const repoPath = P("r-broken");
-    await ostree([`--repo=${repoPath}`, "init", "--mode=bare-user"]);
-    const commit = (
-      await ostree([
-        `--repo=${repoPath}`,
-        "commit",
-        "-b",
-        "main",
-        `--tree=dir=${P("src")}`,
-        "--no-xattrs",
-        "--timestamp=@1",
-        "--fsync=false",
-      ])
-    ).trim();
+    const commit = await ostreeRepoWithTree(repoPath, "bare-user");
     // the object of d60/f40 (walked last, so a helper places it) goes missing
-    const csum = (
-      await ostree([`--repo=${repoPath}`, "ls", "-C", commit, "/d60/f40"])
-    ).trim().split(/\s+/)[4]!;
+    const csum = (await ostree([`--repo=${repoPath}`, "ls", "-C", commit, "/d60/f40"]))
+      .trim()
+      .split(/\s+/)[4]!;
     await rm(join(repoPath, "objects", csum.slice(0, 2), `${csum.slice(2)}.file`));
     const repo = await OstreeRepo.open(repoPath, { fsync: false });
     const dest = P("broken-co");
