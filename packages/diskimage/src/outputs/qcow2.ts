@@ -121,22 +121,6 @@ export async function writeQcow2(
         pool.push(b);
         waiters.shift()?.();
       };
-      let writeError: unknown;
-      const writes = new Set<Promise<void>>();
-      const startWrite = (at: number, parts: Uint8Array[], buf: Uint8Array) => {
-        const w = out.writevAt(at, parts).then(
-          () => {
-            writes.delete(w);
-            release(buf);
-          },
-          (e: unknown) => {
-            writes.delete(w);
-            writeError ??= e;
-            release(buf);
-          },
-        );
-        writes.add(w);
-      };
       const runs = [...clusterRuns(src.extents, cs, src.size, RUN)];
       const readRun = (i: number) => {
         const [first, count] = runs[i]!;
@@ -155,7 +139,6 @@ export async function writeQcow2(
       for (let i = 0; i < Math.min(READ_AHEAD, runs.length); i++) ahead.push(readRun(i));
       for (let i = 0; i < runs.length; i++) {
         throwIfAborted(signal, op);
-        if (writeError) throw writeError;
         const [first, count] = runs[i]!;
         const bytes = Math.min(count * cs, src.size - first * cs);
         const { buf, data: run } = await ahead.shift()!;
@@ -163,59 +146,37 @@ export async function writeQcow2(
         if (bytes < count * cs) run.fill(0, bytes);
         done += bytes;
         onProgress?.({ type: "bytes", task: "disk.qcow2", done: Math.min(done, total), total });
-        const parts: Uint8Array[] = [];
-        let partsAt = -1;
         for (let k = 0; k < count; k++) {
           const c = first + k;
           const data = run.subarray(k * cs, (k + 1) * cs);
           if (isZero(data)) continue;
           dataClusters++;
-          if (options.compress) {
-            const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
-            if (z.length < cs - 512) {
-              // packed into the current host cluster, never crossing into the next one
-              const room = cs - (out.pos % cs);
-              if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
-              const at = out.pos;
-              out.pos += z.length;
-              await out.writeAt(at, z);
-              const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
-              l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
-              const host = Math.floor(at / cs);
-              refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
-              compressedClusters++;
-              continue;
-            }
-            // stored as is; written now, since the host position may be passed by packed ones
-            out.pos = Math.ceil(out.pos / cs) * cs;
+          const z = await deflateRawAsync(data, { windowBits: 12, level: 6 });
+          if (z.length < cs - 512) {
+            // packed into the current host cluster, never crossing into the next one
+            const room = cs - (out.pos % cs);
+            if (z.length > room) out.pos = Math.ceil(out.pos / cs) * cs;
             const at = out.pos;
-            out.pos += cs;
-            await out.writeAt(at, data);
-            l2.set(c, COPIED | BigInt(at));
-            refcounts.set(at / cs, 1);
+            out.pos += z.length;
+            await out.writeAt(at, z);
+            const sectors = Math.floor((at + z.length - 1) / 512) - Math.floor(at / 512);
+            l2.set(c, COMPRESSED | (BigInt(sectors) << BigInt(x)) | BigInt(at));
+            const host = Math.floor(at / cs);
+            refcounts.set(host, (refcounts.get(host) ?? 0) + 1);
+            compressedClusters++;
             continue;
           }
+          // stored as is; written now, since the host position may be passed by packed ones
           out.pos = Math.ceil(out.pos / cs) * cs;
           const at = out.pos;
-          if (parts.length === 0) partsAt = at;
-          // consecutive clusters of the read buffer become one part
-          const lastPart = parts[parts.length - 1];
-          if (lastPart && lastPart.byteOffset + lastPart.length === data.byteOffset)
-            parts[parts.length - 1] = run.subarray(
-              lastPart.byteOffset - run.byteOffset,
-              (k + 1) * cs,
-            );
-          else parts.push(data);
           out.pos += cs;
+          await out.writeAt(at, data);
           l2.set(c, COPIED | BigInt(at));
           refcounts.set(at / cs, 1);
         }
-        if (parts.length > 0) startWrite(partsAt, parts, buf);
-        else release(buf);
+        release(buf);
       }
       await Promise.all(ahead);
-      while (writes.size > 0) await Promise.all([...writes]);
-      if (writeError) throw writeError;
     }
     await reader.close();
     const fileSize = await writeQcow2Tables(fh, out, {
