@@ -76,6 +76,23 @@ const time = async (fn) => {
   const r = await fn();
   return { ms: performance.now() - t0, r };
 };
+/** `ostree commit -b b` of `treeArg` (`dir=…` or `tar=…`) with the benchmark's flags; the checksum. */
+const ostreeCommit = (repo, treeArg, extra = []) =>
+  sh("ostree", [
+    `--repo=${repo}`,
+    "commit",
+    "-b",
+    "b",
+    `--tree=${treeArg}`,
+    ...extra,
+    "--no-bindings",
+    `--timestamp=@${TS}`,
+    "--fsync=false",
+  ]).trim();
+// Every run's output stays until the process exits (the `work` directory goes then): this
+// machine's root file system is mounted with `discard`, so freeing a run's few hundred MB makes
+// the next run's allocations wait for the TRIMs (measured: 1.5–2 s commits became 4–6 s, for
+// both sides).
 let serial = 0;
 const fresh = (mode) => {
   const p = join(work, `repo-${serial++}`);
@@ -83,13 +100,6 @@ const fresh = (mode) => {
   sh("ostree", [`--repo=${p}`, "config", "set", "core.fsync", "false"]);
   return p;
 };
-const clean = (p) => {
-  // Kept until the end: this machine's root file system is mounted with `discard`, so freeing a
-  // run's few hundred MB makes the next run's allocations wait for the TRIMs (measured: 1.5–2 s
-  // commits became 4–6 s, for both sides). Everything goes when the process exits.
-  kept.push(p);
-};
-const kept = [];
 
 /**
  * Waits until no block device has done any I/O for a second (at most two minutes): files freed
@@ -167,26 +177,13 @@ for (const mode of want("commit") ? ["archive", "bare-user"] : []) {
           timestamp: TS,
         }),
       );
-      clean(p);
       return { ms: res.ms, r: res.r.commit };
     },
     async () => {
       const p = fresh(mode);
       const res = await time(async () =>
-        sh("ostree", [
-          `--repo=${p}`,
-          "commit",
-          "-b",
-          "b",
-          `--tree=dir=${tree}`,
-          "--owner-uid=0",
-          "--owner-gid=0",
-          "--no-bindings",
-          `--timestamp=@${TS}`,
-          "--fsync=false",
-        ]).trim(),
+        ostreeCommit(p, `dir=${tree}`, ["--owner-uid=0", "--owner-gid=0"]),
       );
-      clean(p);
       return res;
     },
   );
@@ -195,18 +192,7 @@ for (const mode of want("commit") ? ["archive", "bare-user"] : []) {
 // checkout -H from one bare-user repo (committed once by ostree)
 if (want("checkout")) {
   const bu = fresh("bare-user");
-  const buCommit = sh("ostree", [
-    `--repo=${bu}`,
-    "commit",
-    "-b",
-    "b",
-    `--tree=dir=${tree}`,
-    "--owner-uid=0",
-    "--owner-gid=0",
-    "--no-bindings",
-    `--timestamp=@${TS}`,
-    "--fsync=false",
-  ]).trim();
+  const buCommit = ostreeCommit(bu, `dir=${tree}`, ["--owner-uid=0", "--owner-gid=0"]);
   const buRepo = await OstreeRepo.open(bu, { fsync: false });
   await compare(
     "checkout -H -U (bare-user)",
@@ -214,7 +200,6 @@ if (want("checkout")) {
       const d = join(work, `co-${serial++}`);
       const res = await time(() => checkout(buRepo, buCommit, d, { mode: "hardlink", user: true }));
       const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
-      clean(d);
       return { ms: res.ms, r: n };
     },
     async () => {
@@ -223,7 +208,6 @@ if (want("checkout")) {
         sh("ostree", [`--repo=${bu}`, "checkout", "-H", "-U", buCommit, d]),
       );
       const n = sh("sh", ["-c", `find ${d} -type f | wc -l`]).trim();
-      clean(d);
       return { ms: res.ms, r: n };
     },
   );
@@ -242,25 +226,13 @@ for (const mode of want("import") ? ["archive", "bare-user"] : []) {
         const root = await writeLayerTree(repo, reader);
         return writeCommitObject(repo, root, { timestamp: TS });
       });
-      clean(p);
       return res;
     },
     async () => {
       const p = fresh(mode);
       const res = await time(async () =>
-        sh("ostree", [
-          `--repo=${p}`,
-          "commit",
-          "-b",
-          "b",
-          `--tree=tar=${layer}`,
-          "--tar-autocreate-parents",
-          "--no-bindings",
-          `--timestamp=@${TS}`,
-          "--fsync=false",
-        ]).trim(),
+        ostreeCommit(p, `tar=${layer}`, ["--tar-autocreate-parents"]),
       );
-      clean(p);
       return res;
     },
   );
