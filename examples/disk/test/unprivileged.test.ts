@@ -8,12 +8,11 @@ import { execFile } from "node:child_process";
 import { chmod, chown, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { requireTool, tempDir } from "@imagemode/testkit";
+import { extractRange, requireTool, tempDir } from "@imagemode/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const pexec = promisify(execFile);
 const NOBODY = 65534;
-const MiB = 1 << 20;
 const PATH = `${process.env.PATH}:/usr/sbin:/sbin`;
 const env = { ...process.env, PATH, MTOOLS_SKIP_CHECK: "1", LC_ALL: "C.UTF-8" };
 const isRoot = process.getuid?.() === 0;
@@ -104,19 +103,6 @@ function asNobody(args: string[]) {
   ]);
 }
 
-async function extract(disk: string, offset: number, size: number, out: string) {
-  const r = await sh("dd", [
-    `if=${disk}`,
-    `of=${out}`,
-    "bs=1M",
-    `skip=${offset / MiB}`,
-    `count=${size / MiB}`,
-    "conv=sparse",
-    "status=none",
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-}
-
 interface Created {
   output: string;
   partitions: { name: string; fs: string; offset: number; size: number }[];
@@ -145,7 +131,7 @@ async function create(name: string, rootFs: "ext4" | "xfs"): Promise<Created> {
   const v = await sh("sgdisk", ["-v", out]);
   expect(v.stdout).toContain("No problems found");
   const esp = res.partitions.find((p) => p.name === "esp")!;
-  await extract(out, esp.offset, esp.size, join(dir, `${name}.esp`));
+  await extractRange(out, esp.offset, esp.size, join(dir, `${name}.esp`));
   const fsck = await sh("fsck.vfat", ["-n", join(dir, `${name}.esp`)]);
   expect(fsck.code, fsck.stdout).toBe(0);
   const mdir = await sh("mdir", ["-i", join(dir, `${name}.esp`), "-b", "::/EFI/BOOT"]);
@@ -161,7 +147,7 @@ describe("imagemode-disk create as an unprivileged user (setpriv uid 65534)", ()
       const res = await create("ext4.raw", "ext4");
       const root = res.partitions.find((p) => p.name === "root")!;
       const img = join(dir, "ext4.root");
-      await extract(res.output, root.offset, root.size, img);
+      await extractRange(res.output, root.offset, root.size, img);
       const fsck = await sh("e2fsck", ["-fn", img]);
       expect(fsck.code, fsck.stdout).toBe(0);
       const dump = await sh("dumpe2fs", ["-h", img]);
@@ -186,7 +172,7 @@ describe("imagemode-disk create as an unprivileged user (setpriv uid 65534)", ()
       const res = await create("xfs.raw", "xfs");
       const root = res.partitions.find((p) => p.name === "root")!;
       const img = join(dir, "xfs.root");
-      await extract(res.output, root.offset, root.size, img);
+      await extractRange(res.output, root.offset, root.size, img);
       const repair = await sh("xfs_repair", ["-n", "-f", img]);
       expect(repair.code, repair.stderr).toBe(0);
       const db = await sh("xfs_db", [

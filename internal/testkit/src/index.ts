@@ -7,6 +7,7 @@
  */
 
 export { type BlobStoreFactory, blobStoreConformance } from "./conformance.js";
+export { extractRange } from "./disk-range.js";
 export { buildFixtureImage, type FixtureImage, pushFixture } from "./fixture.js";
 export { buildNodeFixtureImage, JOB_SH, type NodeFixtureImage } from "./fixture-node.js";
 export { type FixtureKernel, fixtureKernel } from "./kernel.js";

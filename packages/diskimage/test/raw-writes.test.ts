@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { extractRange } from "@imagemode/testkit";
 import { describe, expect, it } from "vitest";
 import { planLayout } from "../src/layout.js";
 import { planRawWrites } from "../src/raw-writes.js";
@@ -92,15 +93,7 @@ describe("writeDisk rawWrites", () => {
       expect(cmp.code, cmp.stdout + cmp.stderr).toBe(0);
       const esp = layout.partitions[1]!;
       const espImg = join(dir, "esp.img");
-      const ex = await run("dd", [
-        `if=${out}`,
-        `of=${espImg}`,
-        "bs=1M",
-        `skip=${esp.offset / MiB}`,
-        `count=${esp.size / MiB}`,
-        "status=none",
-      ]);
-      expect(ex.code, ex.stderr).toBe(0);
+      await extractRange(out, esp.offset, esp.size, espImg);
       const fsck = await run("fsck.vfat", ["-n", espImg], sbinEnv);
       expect(fsck.code, fsck.stdout).toBe(0);
     });

@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ProgressEvent, readHostDirectory } from "@imagemode/core";
+import { extractRange } from "@imagemode/testkit";
 import { describe, expect, it } from "vitest";
 import { planLayout } from "../src/layout.js";
 import { writeQcow2 } from "../src/outputs/qcow2.js";
@@ -10,19 +11,6 @@ import { run, sbinEnv, withTemp } from "./helpers/tools.js";
 import { bytesOf, memTree, sha } from "./helpers/trees.js";
 
 const MiB = 1 << 20;
-
-async function extract(disk: string, offset: number, size: number, out: string) {
-  const r = await run("dd", [
-    `if=${disk}`,
-    `of=${out}`,
-    "bs=1M",
-    `skip=${offset / MiB}`,
-    `count=${size / MiB}`,
-    "conv=sparse",
-    "status=none",
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-}
 
 describe("writeDisk", () => {
   it("GPT + vfat ESP + xfs root (mkfs.xfs protofile) + raw partition, as qcow2: every tool agrees", async () => {
@@ -154,19 +142,19 @@ describe("writeDisk", () => {
         (typeof layout.partitions)[0],
         (typeof layout.partitions)[0],
       ];
-      await extract(raw, esp.offset, esp.size, join(dir, "esp.img"));
+      await extractRange(raw, esp.offset, esp.size, join(dir, "esp.img"));
       const fsck = await run("fsck.vfat", ["-n", join(dir, "esp.img")], sbinEnv);
       expect(fsck.code, fsck.stdout).toBe(0);
       const blkid = await run("blkid", ["-o", "export", join(dir, "esp.img")], sbinEnv);
       expect(blkid.stdout).toContain("LABEL=EFI-SYSTEM");
-      await extract(raw, blobP.offset, blobP.size, join(dir, "blob.img"));
+      await extractRange(raw, blobP.offset, blobP.size, join(dir, "blob.img"));
       expect(sha((await readFile(join(dir, "blob.img"))).subarray(0, blob.length))).toBe(sha(blob));
-      await extract(raw, swapP.offset, swapP.size, join(dir, "swap.img"));
+      await extractRange(raw, swapP.offset, swapP.size, join(dir, "swap.img"));
       const sb = await run("blkid", ["-o", "export", join(dir, "swap.img")], sbinEnv);
       expect(sb.stdout).toContain("TYPE=swap");
       expect(sb.stdout).toContain(`UUID=${swapP.fsUuid}`);
       expect(sb.stdout).toContain("LABEL=swap0");
-      await extract(raw, root.offset, root.size, join(dir, "root.img"));
+      await extractRange(raw, root.offset, root.size, join(dir, "root.img"));
       const repair = await run("xfs_repair", ["-n", "-f", join(dir, "root.img")], sbinEnv);
       expect(repair.code, repair.stderr).toBe(0);
       const rb = await run("blkid", ["-o", "export", join(dir, "root.img")], sbinEnv);
@@ -269,15 +257,15 @@ describe("writeDisk", () => {
         (typeof layout.partitions)[0],
         (typeof layout.partitions)[0],
       ];
-      await extract(out, esp.offset, esp.size, join(dir, "esp.img"));
+      await extractRange(out, esp.offset, esp.size, join(dir, "esp.img"));
       expect((await run("fsck.vfat", ["-n", join(dir, "esp.img")], sbinEnv)).code).toBe(0);
-      await extract(out, swap.offset, swap.size, join(dir, "swap.img"));
+      await extractRange(out, swap.offset, swap.size, join(dir, "swap.img"));
       expect(
         (
           await run("blkid", ["-o", "value", "-s", "TYPE", join(dir, "swap.img")], sbinEnv)
         ).stdout.trim(),
       ).toBe("swap");
-      await extract(out, root.offset, root.size, join(dir, "root.img"));
+      await extractRange(out, root.offset, root.size, join(dir, "root.img"));
       const fsck = await run("e2fsck", ["-fn", join(dir, "root.img")], sbinEnv);
       expect(fsck.code, fsck.stdout).toBe(0);
       const none = await writeDisk(
